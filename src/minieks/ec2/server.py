@@ -27,7 +27,7 @@ from minieks.ec2.query import QueryCodec, default_codec, encode_error
 log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/_minieks/"
-FAULT_KEYS = ("action", "code", "message", "count", "probability", "delay")
+FAULT_KEYS = ("action", "code", "message", "count", "probability", "delay", "status")
 XML_TYPE = "text/xml;charset=UTF-8"
 JSON_TYPE = "application/json"
 
@@ -38,6 +38,11 @@ class Service(Protocol):
     faults: Any
 
     def call(self, action: str, params: dict[str, Any]) -> dict[str, Any] | None: ...
+
+
+def _plain(fault: Any) -> Any:
+    """A fault record as JSON-able data (the core's Fault has as_dict())."""
+    return fault.as_dict() if hasattr(fault, "as_dict") else fault
 
 
 class _Clock:
@@ -129,6 +134,8 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "DELETE":
             faults.clear()
             return self._json(200, {"cleared": True})
+        if method == "GET" and hasattr(faults, "list"):
+            return self._json(200, {"faults": [_plain(f) for f in faults.list()]})
         if method != "POST":
             return self._json(405, {"error": f"{method} not allowed on {path}"})
         try:
@@ -138,13 +145,12 @@ class _Handler(BaseHTTPRequestHandler):
             unknown = set(spec) - set(FAULT_KEYS)
             if unknown:
                 raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
-            if not spec.get("action") or not spec.get("code"):
-                raise ValueError("'action' and 'code' are required")
-            spec.setdefault("message", f"Injected fault {spec['code']}")
-            faults.add(**spec)
+            if not spec.get("action"):
+                raise ValueError("'action' is required (an EC2 action name, or '*')")
+            added = faults.add(**spec)
         except (ValueError, TypeError) as error:
             return self._json(400, {"error": str(error)})
-        self._json(200, {"added": spec})
+        self._json(200, {"added": _plain(added) if added is not None else spec})
 
     # -- plumbing -----------------------------------------------------------------------------
 

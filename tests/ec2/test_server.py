@@ -304,3 +304,59 @@ def test_aws_cli_prints_a_table(server: Ec2HttpServer, fake: Any, tmp_path: Path
     assert "DescribeInstanceTypes" in done.stdout and "m5.large" in done.stdout
     assert "MaximumNetworkInterfaces" in done.stdout
     assert fake.last == ("DescribeInstanceTypes", {"InstanceTypes": ["m5.large"]})
+
+
+def comparable(value: Any) -> Any:
+    """Drop response metadata; timestamps at EC2's millisecond precision, in UTC."""
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    if isinstance(value, dt.datetime):
+        value = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc).replace(
+            microsecond=value.microsecond // 1000 * 1000)
+    return value
+
+
+def test_real_service_over_http_matches_in_process_client() -> None:
+    """The same seeded world built over HTTP and in process answers identically."""
+    from helpers import seed_world
+
+    from minieks.clock import VirtualClock
+    from minieks.ec2.client import InProcessEc2Client
+    from minieks.ec2.service import Ec2Service
+
+    def world(make_client: Callable[[Ec2Service], Any] | None) -> list[Any]:
+        service = Ec2Service(seed=7, placement="lowest", clock=VirtualClock())
+        server = start_in_thread(service)
+        try:
+            ec2 = make_client(service) if make_client is not None else boto3_client(server)
+            _, subnets, instances = seed_world(ec2)
+            eni = ec2.create_network_interface(
+                SubnetId=subnets[0], Description="aws-K8S-i-1",
+                TagSpecifications=[{"ResourceType": "network-interface",
+                                    "Tags": [{"Key": "node.k8s.amazonaws.com/instance_id",
+                                              "Value": instances[0]}]}])["NetworkInterface"]
+            eni_id = eni["NetworkInterfaceId"]
+            assigned = ec2.assign_private_ip_addresses(NetworkInterfaceId=eni_id,
+                                                       SecondaryPrivateIpAddressCount=3)
+            ec2.attach_network_interface(NetworkInterfaceId=eni_id, InstanceId=instances[0],
+                                         DeviceIndex=1)
+            with pytest.raises(ClientError) as caught:
+                ec2.create_network_interface(SubnetId="subnet-0000000000000dead")
+            return [eni, assigned,
+                    ec2.describe_network_interfaces(Filters=[
+                        {"Name": "tag-key", "Values": ["node.k8s.amazonaws.com/instance_id"]}]),
+                    ec2.describe_subnets(SubnetIds=subnets[:2]),
+                    ec2.describe_instances(InstanceIds=instances[:1]),
+                    ec2.describe_instance_types(InstanceTypes=["t3.medium"]),
+                    caught.value.response["Error"]]
+        finally:
+            server.close()
+
+    over_http = world(None)
+    in_process = world(InProcessEc2Client)
+    assert comparable(over_http) == comparable(in_process)
+    assert len(over_http[2]["NetworkInterfaces"][0]["PrivateIpAddresses"]) == 4
+    assert over_http[-1]["Code"] == "InvalidSubnetID.NotFound"

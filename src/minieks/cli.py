@@ -16,14 +16,11 @@ from collections.abc import Callable, Sequence
 from minieks import __version__
 from minieks.aws import instance_types
 from minieks.aws.max_pods import MaxPods, MaxPodsError, MaxPodsOptions, calculate
+from minieks.ec2 import command as ec2_command
 from minieks.textout import aws_table, columns
+from minieks.usage import UsageError
 
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported on stderr with exit status 2."""
-
 
 # ---------------------------------------------------------------------------- instance-types
 
@@ -128,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true", help="every term in words and numbers")
     p.add_argument("--format", choices=["table", "json", "eni-max-pods"], default="table")
     p.set_defaults(handler=cmd_max_pods)
+
+    ec2_command.add_parser(sub)
     return parser
 
 

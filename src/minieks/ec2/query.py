@@ -167,7 +167,7 @@ def _decode(root: _In, pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     nested = False
     for key, value in pairs:
-        if key in ENVELOPE_KEYS:
+        if key in ENVELOPE_KEYS and key not in root.fields:
             continue
         plan, container, slot = root, result, None
         for seg in key.split("."):

@@ -79,3 +79,38 @@ def test_same_script_over_http_and_in_process_gives_the_same_state(tmp_path, see
     local = InProcessEc2Client(Ec2Service(seed=seed))
     busy_script(local)
     assert state_of(local) == over_http
+
+
+def test_the_real_aws_cli_runs_the_seed_queries(tmp_path):
+    import os
+    import shutil
+
+    aws = shutil.which("aws", path=os.path.dirname(sys.executable))
+    if aws is None:
+        pytest.skip("the aws CLI is installed with the test extra")
+    proc, url = start(tmp_path / "s.sqlite", "--seed", "9")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="ap-northeast-2")
+
+    def run(*args):
+        done = subprocess.run([aws, "--endpoint-url", url, "ec2", *args], capture_output=True, text=True,
+                              env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    try:
+        _, _, nodes = seed_world(client(url))
+        table = run("describe-instance-types", "--filters", "Name=instance-type,Values=t3.*", "--query",
+                    "InstanceTypes[].{Type: InstanceType, MaxENI: NetworkInfo.MaximumNetworkInterfaces, "
+                    "IPv4addr: NetworkInfo.Ipv4AddressesPerInterface}", "--output", "table")
+        assert "|  6       |  3       |  t3.medium   |" in table
+        assert table.count("t3.") == 7
+        nodes_table = run("describe-instances", "--query",
+                          "Reservations[*].Instances[*].{PublicIPAdd:PublicIpAddress,PrivateIPAdd:PrivateIpAddress,"
+                          "InstanceName:Tags[?Key=='Name']|[0].Value,Status:State.Name}",
+                          "--filters", "Name=instance-state-name,Values=running", "--output", "table")
+        assert nodes_table.count("running") == 3 and "myeks-ng1-Node-2" in nodes_table
+        enis = run("describe-network-interfaces", "--filters", f"Name=attachment.instance-id,Values={nodes[0]}",
+                   "--query", "NetworkInterfaces[].PrivateIpAddress", "--output", "text")
+        assert enis.strip().startswith("192.168.1.")
+    finally:
+        stop(proc)

@@ -321,7 +321,7 @@ def comparable(value: Any) -> Any:
 
 def test_real_service_over_http_matches_in_process_client() -> None:
     """The same seeded world built over HTTP and in process answers identically."""
-    from helpers import seed_world
+    from tests.ec2.helpers import seed_world
 
     from minieks.clock import VirtualClock
     from minieks.ec2.client import InProcessEc2Client

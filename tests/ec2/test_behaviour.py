@@ -176,3 +176,25 @@ def test_no_address_or_prefix_is_ever_given_twice_under_threads(plan, placement)
     assert all(network + 4 <= a < network + 127 for a in held)
     available = ec2.describe_subnets(SubnetIds=[subnet["SubnetId"]])["Subnets"][0]["AvailableIpAddressCount"]
     assert available == 128 - 5 - len(held)
+
+
+def test_throttle_buckets_are_configurable(clock):
+    from minieks.ec2.throttle import BucketSpec
+
+    service = Ec2Service(seed=1, clock=clock, throttling=True, throttle_buckets={"describe": BucketSpec(3, 1)})
+    ec2 = InProcessEc2Client(service)
+    for _ in range(3):
+        ec2.describe_vpcs()
+    with pytest.raises(ClientError):
+        ec2.describe_vpcs()
+    assert service.throttle.throttled == {"DescribeVpcs": 1}
+
+
+def test_bucket_option_parsing():
+    from minieks.ec2.command import parse_buckets
+    from minieks.usage import UsageError
+
+    assert parse_buckets(["attach=10/1"])["attach"].capacity == 10
+    for bad in ["nope=1/1", "attach=ten/1", "attach=0/1"]:
+        with pytest.raises(UsageError):
+            parse_buckets([bad])

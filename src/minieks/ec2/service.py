@@ -49,7 +49,7 @@ class Ec2State:
 class Ec2Service:
     def __init__(self, region: str = "ap-northeast-2", seed: int | str = 0, placement: str = "random",
                  clock: Clock | None = None, latency: Latency | None = None, throttling: bool = False,
-                 state_file: str | None = None):
+                 state_file: str | None = None, throttle_buckets: dict | None = None):
         if region not in REGION_ZONES:
             raise ValueError(f"unknown region {region!r}; known: {', '.join(REGION_ZONES)}")
         if placement not in ("random", "lowest"):
@@ -58,7 +58,7 @@ class Ec2Service:
         self.placement = placement
         self.clock = clock or RealClock()
         self.latency = latency or Latency("instant", seed=seed)
-        self.throttle = Throttle(self.clock, enabled=throttling)
+        self.throttle = Throttle(self.clock, enabled=throttling, buckets=throttle_buckets)
         self.faults = Faults(seed)
         self.ids = IdFactory(seed)
         self.placement_rng = random.Random(f"placement:{seed}")

@@ -170,6 +170,11 @@ def node_local_block_spec(family: int) -> tuple[str, ...]:
             f"Block Node Local Pod access via {label}", "-j", "REJECT")
 
 
+def connmark_action(cfg: HostIptablesConfig) -> Literal["Setup", "Cleanup"]:
+    """Whether SetupHostNetwork sets the outbound-connection connmark up or removes it."""
+    return "Cleanup" if cfg.external_snat else "Setup"
+
+
 def host_iptables_plans(cfg: HostIptablesConfig) -> dict[int, IptablesPlan]:
     """The per-family plans of SetupHostNetwork; IPv6 mode only blocks the v4 node-local range."""
     if cfg.ipv6:

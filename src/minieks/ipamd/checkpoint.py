@@ -14,6 +14,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from minieks.ipamd.eni import IPAMKey, IPAMMetadata
 
@@ -101,6 +102,14 @@ def decode(raw: bytes) -> CheckpointData:
     entries = doc.get("allocations") or []
     return CheckpointData(version=str(doc.get("version", "")),
                           allocations=tuple(CheckpointEntry.from_json(e) for e in entries))
+
+
+class BackingStore(Protocol):
+    """Where a datastore keeps its checkpoint: a file in the lab, memory in the planner."""
+
+    def save(self, data: CheckpointData) -> None: ...
+
+    def load(self) -> CheckpointData | None: ...
 
 
 class FileBackingStore:

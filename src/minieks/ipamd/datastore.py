@@ -114,7 +114,7 @@ class Datastore:
 
     def __init__(self, clock: Clock, *, pd_enabled: bool = False,
                  ip_cooldown_period: float = DEFAULT_IP_COOLDOWN, network_card: int = 0,
-                 backing_store: object | None = None, unix_offset: float | None = None):
+                 backing_store: ckpt.BackingStore | None = None, unix_offset: float | None = None):
         """`unix_offset` maps clock time to Unix time for checkpoint timestamps
         (default: measured now, right for a real clock; pass 0 for a virtual clock in Unix seconds)."""
         self.clock = clock

@@ -95,7 +95,7 @@ def split_saved(line: str) -> list[str]:
     return args
 
 
-def _takes_value(module: str, option: str) -> bool:
+def _takes_value(option: str) -> bool:
     flags = {"--limit-iface-in", "--limit-iface-out", "--random", "--random-fully", "--persistent",
              "--restore-mark", "--save-mark"}
     return option not in flags
@@ -136,7 +136,7 @@ def _parse(spec: Sequence[str]) -> _ParsedRule:
             option = _Option(arg, [], negate)
             negate = False
             i += 1
-            if _takes_value(module.name, arg):
+            if _takes_value(arg):
                 if i >= len(args):
                     raise RuleSpecError(f"option {arg!r} requires an argument")
                 option.values.append(args[i])

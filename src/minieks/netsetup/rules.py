@@ -70,10 +70,6 @@ class IpRule:
         parts += ["lookup", table_name(self.table)]
         return " ".join(parts)
 
-    def same_selector(self, other: IpRule) -> bool:
-        """Whether the kernel would treat the two as the same rule (RuleDel matching)."""
-        return self == other
-
 
 @dataclass(frozen=True)
 class Route:

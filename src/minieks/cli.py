@@ -17,6 +17,7 @@ from minieks import __version__
 from minieks.aws import instance_types
 from minieks.aws.max_pods import MaxPods, MaxPodsError, MaxPodsOptions, calculate
 from minieks.ec2 import command as ec2_command
+from minieks.ipamd import command as ipamd_command
 from minieks.textout import aws_table, columns
 from minieks.usage import UsageError
 
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_max_pods)
 
     ec2_command.add_parser(sub)
+    ipamd_command.add_parser(sub)
     return parser
 
 

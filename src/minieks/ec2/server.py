@@ -128,6 +128,8 @@ class _Handler(BaseHTTPRequestHandler):
         route = path[len(ADMIN_PREFIX):].rstrip("/")
         if route == "health" and method == "GET":
             return self._json(200, {"status": "ok"})
+        if route.startswith("metadata/") and method == "GET":
+            return self._metadata(route[len("metadata/"):])
         if route != "faults":
             return self._json(404, {"error": f"no such admin path {path}"})
         faults = self.server.service.faults
@@ -151,6 +153,14 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, TypeError) as error:
             return self._json(400, {"error": str(error)})
         self._json(200, {"added": _plain(added) if added is not None else spec})
+
+    def _metadata(self, instance_id: str) -> None:
+        """The instance's IMDS view (no EC2 call is counted or throttled)."""
+        from minieks.ec2.metadata import instance_metadata
+        try:
+            return self._json(200, instance_metadata(self.server.service, instance_id))
+        except Ec2Error as error:
+            return self._json(404, {"error": error.message})
 
     # -- plumbing -----------------------------------------------------------------------------
 

@@ -80,7 +80,7 @@ Datastores = Datastore | Sequence[Datastore] | Mapping[int, Datastore]
 Cidrs = Sequence[str] | Callable[[], Sequence[str]]
 
 
-def _as_list(datastores: Datastores) -> list[Datastore]:
+def datastore_list(datastores: Datastores) -> list[Datastore]:
     """One datastore per managed network card, in card order (upstream's DataStoreAccess)."""
     if isinstance(datastores, Datastore):
         return [datastores]
@@ -119,7 +119,7 @@ class RpcHandler:
 
     @property
     def cards(self) -> list[Datastore]:
-        return _as_list(self.datastores)
+        return datastore_list(self.datastores)
 
     @property
     def ipv6(self) -> bool:

@@ -219,9 +219,12 @@ def _try_allocate_eni(ctx: IpamContext) -> None:
 
 # ------------------------------------------------------------------------------------ decrease
 def decrease(ctx: IpamContext) -> None:
-    """decreaseDatastorePool → tryUnassignCidrsFromAll: release `over` unused CIDRs to EC2."""
+    """decreaseDatastorePool → tryUnassignCidrsFromAll: release `over` unused CIDRs to EC2.
+
+    Upstream walks ENIs in Go map order (random); here the newest ENI (highest device) goes first,
+    so secondary ENIs empty out and can be freed, rather than the primary ENI being drained."""
     over = d.over_to_release(ctx.pool_state(), ctx.targets)
-    for eni in ctx.ds.enis():
+    for eni in reversed(ctx.ds.enis()):
         if over <= 0:
             break
         freeable = ctx.ds.find_freeable_cidrs(eni.id)[:over]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from minieks.aws import instance_types
-from minieks.aws.max_pods import MaxPodsOptions, calculate
+from minieks.aws.max_pods import HOST_NETWORK_PODS, MaxPodsOptions, calculate
 from minieks.clock import VirtualClock
 from minieks.ec2.client import InProcessEc2Client
 from minieks.ec2.service import Ec2Service
@@ -39,6 +39,7 @@ class SimulationResult:
     per_eni: list[int]
     pods: int
     pods_failed: int
+    pods_pending: int
     ec2_calls: dict[str, int]
     virtual_seconds: float
     eni_ids: list[str] = field(default_factory=list)
@@ -48,7 +49,7 @@ class SimulationResult:
         return {"instance_type": self.instance_type, "mode": self.mode, "max_pods": self.max_pods,
                 "enis": self.enis, "secondary_ips": self.secondary_ips, "prefixes": self.prefixes,
                 "unused_ips": self.unused_ips, "per_eni": self.per_eni, "pods": self.pods,
-                "pods_failed": self.pods_failed, "ec2_calls": self.ec2_calls,
+                "pods_failed": self.pods_failed, "pods_pending": self.pods_pending, "ec2_calls": self.ec2_calls,
                 "virtual_seconds": round(self.virtual_seconds, 1)}
 
 
@@ -92,6 +93,7 @@ class NodeSimulation:
         self.ipamd.node_init()
         self.pods: list[IPAMKey] = []
         self.failed = 0
+        self.pending = 0
 
     def signature(self) -> tuple:
         return tuple((e.id, tuple(sorted(e.ipv4_cidrs))) for e in self.ipamd.ds.enis())
@@ -108,8 +110,14 @@ class NodeSimulation:
                 return
 
     def add_pod(self) -> bool:
-        """One pod sandbox, as the CNI ADD would ask for it; a failure waits for the pool once."""
-        n = len(self.pods)
+        """One pod sandbox, as the CNI ADD would ask for it; a failure waits for the pool once.
+
+        Max pods counts the two host-network pods (aws-node, kube-proxy): past max pods − 2 the
+        scheduler places no more pods, so they stay Pending and never reach ipamd."""
+        if len(self.pods) + self.failed >= self.ipamd.max_pods - HOST_NETWORK_PODS:
+            self.pending += 1
+            return False
+        n = len(self.pods) + self.failed
         key = IPAMKey("aws-cni", f"sandbox-{n:05d}", "eth0")
         meta = IPAMMetadata("default", f"pod-{n}", 1)
         for attempt in range(2):
@@ -136,7 +144,7 @@ class NodeSimulation:
             instance_type=self.ipamd.instance.instance_type, mode="prefix-delegation" if pd else "secondary-ip",
             max_pods=self.ipamd.max_pods, enis=len(enis), secondary_ips=stats.total_ips, prefixes=prefixes,
             unused_ips=stats.total_ips - stats.assigned_ips, per_eni=per_eni, pods=len(self.pods),
-            pods_failed=self.failed, ec2_calls=dict(sorted(calls.items())), virtual_seconds=self.clock.now(),
+            pods_failed=self.failed, pods_pending=self.pending, ec2_calls=dict(sorted(calls.items())), virtual_seconds=self.clock.now(),
             eni_ids=[e.id for e in enis], eni_devices=[e.device_number for e in enis])
 
 

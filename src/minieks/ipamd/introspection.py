@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import os
 import socket
 import socketserver
@@ -79,8 +80,8 @@ class HttpService:
                 server_class = type("V6Server", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
             self._server = server_class(bind, handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"http {self.address}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,),
+                                        name=f"http {self.address}", daemon=True)
         self._thread.start()
 
     @property
@@ -138,7 +139,8 @@ def go_time(unix_seconds: float | None) -> str:
     """time.Time as Go's MarshalJSON writes it (RFC 3339, nanoseconds trimmed, UTC)."""
     if unix_seconds is None:
         return GO_ZERO_TIME
-    return go_time_ns(round(unix_seconds * 1_000_000_000))
+    whole = math.floor(unix_seconds)  # split first: Unix nanoseconds exceed a double's precision
+    return go_time_ns(whole * 1_000_000_000 + round((unix_seconds - whole) * 1_000_000_000))
 
 
 def go_time_ns(unix_ns: int) -> str:

@@ -28,6 +28,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--format", choices=["table", "json"], default="table")
     sim.set_defaults(handler=simulate_command)
 
+    run = ipamd_sub.add_parser("run", help="the ipamd daemon of one node, against an EC2 endpoint; "
+                                           "configured by upstream's environment variables")
+    run.add_argument("--endpoint-url", required=True, help="the EC2 endpoint (minieks ec2 serve)")
+    run.add_argument("--instance-id", required=True)
+    run.add_argument("--region", default="ap-northeast-2")
+    run.add_argument("--socket", default="/var/run/aws-node/ipamd.sock", help="the plugin-facing gRPC socket")
+    run.add_argument("--node-namespace", help="the node's network namespace (mek-...); none: no kernel changes")
+    run.add_argument("--max-pods", type=int, help="kubelet's max pods (default: 110, as without an API server)")
+    run.add_argument("--metrics-port", type=int, default=61678, help="Prometheus /metrics port (upstream: 61678)")
+    run.set_defaults(handler=run_command)
+
+
+def run_command(args: argparse.Namespace) -> str:
+    from minieks.ipamd.daemon import DaemonOptions, run_from_environment
+
+    if args.node_namespace and not args.node_namespace.startswith("mek-"):
+        raise UsageError("--node-namespace must be a lab namespace (mek-...)")
+    options = DaemonOptions(endpoint_url=args.endpoint_url, instance_id=args.instance_id, region=args.region,
+                            socket_path=args.socket, node_namespace=args.node_namespace)
+    try:
+        run_from_environment(options, args.max_pods, args.metrics_port)
+    except ConfigError as err:
+        raise UsageError(str(err)) from None
+    return ""
+
 
 def simulate_command(args: argparse.Namespace) -> str:
     if args.pods < 0:

@@ -79,6 +79,8 @@ class IpamContext:
         self.reconcile_counts: dict[str, int] = {}
         self.activity: deque[Activity] = deque(maxlen=2000)
         self.ready = threading.Event()
+        self.metrics = None                      # an IpamdMetrics when the daemon serves /metrics
+        self.mode_release_pending = False        # a DEL in PD mode freed a /32: release unused ones
         self._leaked_check_at = float("inf")
 
     # ------------------------------------------------------------------------------- helpers
@@ -95,6 +97,8 @@ class IpamContext:
     def error(self, fn: str, message: str) -> None:
         """ipamdErrInc + the log line: the awscni_ipamd_error_count{fn} counter."""
         self.errors[fn] = self.errors.get(fn, 0) + 1
+        if self.metrics:
+            self.metrics.ipamd_error(fn)
         log.error(message)
         self.note("error", message)
 

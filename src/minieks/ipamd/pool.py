@@ -33,6 +33,9 @@ def too_low(ctx: IpamContext) -> bool:
 def update_if_required(ctx: IpamContext) -> None:
     """updateIPPoolIfRequired for network card 0."""
     _release_due_excluded_cidrs(ctx)
+    if ctx.mode_release_pending:
+        ctx.mode_release_pending = False
+        release_other_mode(ctx)
     state = ctx.pool_state()
     scaled_down = False
     if d.is_pool_too_low(state, ctx.targets, ctx.limits, ctx.max_pods):

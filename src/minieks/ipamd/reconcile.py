@@ -28,6 +28,8 @@ ENI_DELETE_COOLDOWN = 300.0   # leaked ENIs younger than 5 minutes are left alon
 
 def _count(ctx: IpamContext, fn: str) -> None:
     ctx.reconcile_counts[fn] = ctx.reconcile_counts.get(fn, 0) + 1
+    if ctx.metrics:
+        ctx.metrics.reconcile(fn)
 
 
 def node_ip_pool_reconcile(ctx: IpamContext, interval: float) -> None:

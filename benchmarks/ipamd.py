@@ -5,7 +5,9 @@ Three figures: calls on one channel (a long-lived client), a fresh channel per A
 each plugin exec pays to dial), and the handler in process (no gRPC) for the floor.
 Logging is off, as ipamd's file logging is not what is measured here.
 
-Run: .venv/bin/python benchmarks/ipamd_rpc.py [--pairs 2000]
+Then the pool loop on a virtual clock: simulated node-hours per second of CPU.
+
+Run: .venv/bin/python benchmarks/ipamd.py [--pairs 2000]
 """
 
 from __future__ import annotations
@@ -102,5 +104,31 @@ def main() -> None:
     print(f"  target: AddNetwork p50 < 2 ms -> {'met' if statistics.median(adds) < 0.002 else 'MISSED'}")
 
 
+def simulated_node_hours() -> None:
+    """The pool loop in virtual time: how many node-hours of ipamd one second of CPU simulates."""
+    import logging
+    import time
+
+    from minieks.ipamd.simulate import NodeSimulation, env_for
+
+    logging.getLogger("minieks").setLevel(logging.CRITICAL)
+    logging.getLogger("ipamd").setLevel(logging.CRITICAL)
+    node = NodeSimulation("m5.large", env_for(), max_pods=29)
+    start_cpu, start_virtual = time.process_time(), node.clock.now()
+    for n in range(12):                     # a day with churn: pods come and go every two hours
+        for _ in range(10):
+            node.add_pod()
+        for _ in range(1440 // 2):
+            node.ipamd.run_cycle()          # 5 s a cycle: 2 h of virtual time
+        for key in node.pods[-10:]:
+            node.ipamd.ds.unassign_pod_ip_address(key)
+        del node.pods[-10:]
+    cpu = time.process_time() - start_cpu
+    hours = (node.clock.now() - start_virtual) / 3600
+    print(f"virtual clock: {hours:.1f} node-hours of ipamd (pool loop every 5 s, pods churning) in "
+          f"{cpu:.2f} s of CPU: {hours / cpu:,.0f} node-hours per second")
+
+
 if __name__ == "__main__":
     main()
+    simulated_node_hours()

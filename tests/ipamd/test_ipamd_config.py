@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from minieks.ipamd import goparse
+from minieks import goparse
 from minieks.ipamd.config import (ConfigError, IpamdConfig, checkpoint_path, mtu_error, pod_mtu,
                                   validate_entrypoint_env)
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from minieks.cni import gojson
-from minieks.netsetup.goparse import atoi, parse_bool
+from minieks.goparse import atoi, parse_bool
 from minieks.netsetup.mtu import validate_mtu_var
 
 _TEMPLATE = """{

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from minieks.ipamd import goparse
+from minieks import goparse
 
 log = logging.getLogger(__name__)
 

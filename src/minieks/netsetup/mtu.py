@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from minieks.netsetup.goparse import atoi
+from minieks.goparse import atoi
 
 DEFAULT_MTU = 9001
 MIN_MTU_V4 = 576

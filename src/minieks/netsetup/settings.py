@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from minieks.netsetup.goparse import parse_bool, parse_int_base0
+from minieks.goparse import parse_bool, parse_int_base0
 from minieks.netsetup.mtu import get_ethernet_mtu
 
 DEFAULT_CONNMARK = 0x80

@@ -1,6 +1,6 @@
 """Go's string-to-value rules (strconv, net.ParseCIDR), which decide what upstream accepts in env.
 
-ipamd reads its configuration with Go's parsers, so `" 5"`, `"5_0"` or `"yes"` mean something
+ipamd and the CNI read their configuration with Go's parsers, so `" 5"`, `"5_0"` or `"yes"` mean something
 different there than to Python's `int()`; config.py uses these so an env value behaves the same here.
 """
 

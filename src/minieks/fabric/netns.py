@@ -147,15 +147,30 @@ def entered(name: str) -> Iterator[None]:
         os.close(home)
 
 
+class _ThreadBound:
+    """pyroute2 0.9 opens a fresh netlink socket for each *calling thread*, in that thread's own
+    namespace: an IPRoute opened inside a lab namespace but used from another thread silently acts
+    on the root namespace. This wrapper refuses any use from a thread other than the opener's."""
+
+    def __init__(self, ipr: object, name: str):
+        self._ipr, self._name, self._tid = ipr, name, threading.get_ident()
+
+    def __getattr__(self, attr: str):
+        if threading.get_ident() != self._tid:
+            raise NetnsError(f"IPRoute of {self._name} used from another thread: it would act on that "
+                             f"thread's namespace; open one per thread with iproute()")
+        return getattr(self._ipr, attr)
+
+
 @contextlib.contextmanager
 def iproute(name: str) -> Iterator[object]:
-    """A pyroute2 IPRoute bound to the namespace (opened inside it, used from anywhere)."""
+    """A pyroute2 IPRoute bound to the namespace (opened inside it); use it only from this thread."""
     from pyroute2 import IPRoute
 
     with entered(name):
         ipr = IPRoute()
     try:
-        yield ipr
+        yield _ThreadBound(ipr, name)
     finally:
         ipr.close()
 

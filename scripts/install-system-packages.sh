@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the lab needs, only those missing; idempotent and quiet when done.
 set -euo pipefail
-packages=(iptables tcpdump iproute2 iputils-ping conntrack curl)
+packages=(iptables nftables tcpdump iproute2 iputils-ping conntrack curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -40,6 +40,7 @@ BASE_NODE_RULES = ["0:\tfrom all lookup local", "1024:\tfrom all fwmark 0x80/0x8
                    "32767:\tfrom all lookup default"]
 MAIN_ROUTES = ["default via 192.168.1.1 dev eth0",
                "192.168.1.0/24 dev eth0 proto kernel scope link src 192.168.1.10"]
+CARD1_IP = "192.168.1.80"
 LAYOUTS = {"both": (ETH0_SECONDARY, ETH1_SECONDARY), "eth1-only": ((), ETH1_SECONDARY), "empty": ((), ())}
 
 
@@ -103,15 +104,21 @@ class CniNode:
             self.server = None
 
 
-def _datastore(layout: str) -> Datastore:
-    eth0_ips, eth1_ips = LAYOUTS[layout]
+def _datastores(layout: str) -> list[Datastore]:
+    """Card 0 with eth0/eth1 as the layout says; "multi-nic" adds card 1 (one ENI, table 10100)."""
+    eth0_ips, eth1_ips = LAYOUTS["both" if layout == "multi-nic" else layout]
     ds = Datastore(RealClock())
     ds.add_eni("eni-0", 0, is_primary=True)
     ds.add_eni("eni-1", 1)
     for eni, ips in (("eni-0", eth0_ips), ("eni-1", eth1_ips)):
         for ip in ips:
             ds.add_ipv4_cidr(eni, f"{ip}/32")
-    return ds
+    if layout != "multi-nic":
+        return [ds]
+    card1 = Datastore(RealClock(), network_card=1)
+    card1.add_eni("eni-c1", 0)
+    card1.add_ipv4_cidr("eni-c1", f"{CARD1_IP}/32")
+    return [ds, card1]
 
 
 @pytest.fixture
@@ -124,13 +131,13 @@ def cni_node(request):
     tmp = tempfile.mkdtemp(prefix=lab.prefix)
     node = None
     try:
-        config = IpamdConfig(enable_ipv4=True)
+        config = IpamdConfig(enable_ipv4=True, enable_multi_nic=layout == "multi-nic")
         network = KernelNodeNetwork(lab.node, config)
         network.setup_host_network([VPC_CIDR], PRIMARY_IP, lab.eth0_mac)
         network.setup_eni_network(EniInfo("eni-1", lab.eth1_mac, 1, 0, ENI1_IP, "subnet-1", SUBNET), 2)
-        ds = _datastore(layout)
-        node = CniNode(lab, ds, f"{tmp}/ipamd.sock")
-        node.server = RpcServer(RpcHandler(ds, config, vpc_cidrs=[VPC_CIDR]), socket_path=node.socket)
+        stores = _datastores(layout)
+        node = CniNode(lab, stores[0], f"{tmp}/ipamd.sock")
+        node.server = RpcServer(RpcHandler(stores, config, vpc_cidrs=[VPC_CIDR]), socket_path=node.socket)
         node.server.start()
         yield node
     finally:
@@ -271,6 +278,30 @@ def test_multiple_pods_and_readd_of_a_stale_veth(cni_node):
     assert json.loads(out)["ips"][0]["address"] == "192.168.1.34/32"    # .32 is cooling down
     assert cni_node.ip(f"{cni_node.lab.prefix}pod-a", "-4", "-o", "addr")[0].split()[3] == "192.168.1.34/32"
     assert ping(f"{cni_node.lab.prefix}pod-a", GATEWAY).returncode == 0
+
+
+@pytest.mark.parametrize("cni_node", ["multi-nic"], indirect=True)
+def test_add_multi_nic_pod(cni_node):
+    """One address per network card: eth0 plus mNicIf1, whose traffic uses pod table 1 (rule 1)."""
+    conf = {**CONF, "runtimeConfig": {"io.kubernetes.cri.pod-annotations": {
+        "k8s.amazonaws.com/nicConfig": "multi-nic-attachment"}}}
+    code, out = cni_node.add("mn", conf=conf)
+    assert code == 0, out
+    result = json.loads(out)
+    second = host_veth_name("eni", "default", "mn", 1)
+    assert [(i["name"], i.get("mac")) for i in result["interfaces"]] == [
+        (host_veth_name("eni", "default", "mn"), None), ("eth0", "254"), (second, None),
+        ("mNicIf1", "10100"), (host_veth_name("dummy", "default", "mn"), "0")]
+    assert [(ip["interface"], ip["address"]) for ip in result["ips"]] == [
+        (1, "192.168.1.32/32"), (3, f"{CARD1_IP}/32")]
+    pod_ns = f"{cni_node.lab.prefix}pod-mn"
+    assert cni_node.ip(pod_ns, "rule")[1] == f"1:\tfrom {CARD1_IP} lookup 1"
+    assert cni_node.ip(pod_ns, "route", "show", "table", "1") == [
+        "default via 169.254.1.2 dev mNicIf1", "169.254.1.2 dev mNicIf1 scope link"]
+    assert f"1536:\tfrom {CARD1_IP} lookup 10100" in cni_node.ip(cni_node.node, "rule")
+    assert f"{CARD1_IP} dev {second} scope link" in cni_node.ip(cni_node.node, "route")
+    assert cni_node.delete("mn") == (0, "")
+    assert cni_node.ip(cni_node.node, "rule") == BASE_NODE_RULES
 
 
 # --- DEL --------------------------------------------------------------------------------------------

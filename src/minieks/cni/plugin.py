@@ -45,16 +45,11 @@ def _internal(msg: str) -> CniError:
 # ------------------------------------------------------------------------------------ guards
 def node_namespace() -> str:
     """The lab namespace this thread is in; anything else (the root namespace) is refused."""
-    from minieks.fabric import netns
+    from minieks.netsetup.pod_network import current_lab_namespace
 
-    me = os.stat("/proc/thread-self/ns/net")
-    for name in netns.list_namespaces():
-        try:
-            st = os.stat(netns.path(name))
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino):
-            return name
+    name = current_lab_namespace()
+    if name is not None:
+        return name
     raise _internal("aws-cni (minieks) only runs inside a lab node namespace "
                     "(ip netns exec mek-LAB-NODE aws-cni); refusing to change this one")
 

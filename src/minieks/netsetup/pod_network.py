@@ -59,6 +59,25 @@ class _Created:
     rules: list[IpRule] = field(default_factory=list)
 
 
+def current_lab_namespace() -> str | None:
+    """The lab namespace the calling thread is in, or None (e.g. the root namespace)."""
+    me = os.stat("/proc/thread-self/ns/net")
+    for name in netns.list_namespaces():
+        try:
+            st = os.stat(netns.path(name))
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino):
+            return name
+    return None
+
+
+def _require_lab_namespace() -> None:
+    """The node side is the calling thread's namespace: never let that be one outside the lab."""
+    if current_lab_namespace() is None:
+        raise PodNetworkError("refusing to change a network namespace outside the lab (mek-*)")
+
+
 def random_mac(taken: set[str], rng: random.Random | None = None) -> str:
     """A locally administered unicast MAC no link in the node uses (upstream: 10 tries)."""
     rng = rng or random.SystemRandom()
@@ -83,6 +102,7 @@ def _sysctl_host_veth(name: str) -> None:
 
 def setup_pod_network(node: Any, pod_ns: str, ifaces: Sequence[PodInterface], mtu: int) -> list[str]:
     """Wire every interface; returns the host veth MACs. On error nothing of it is left."""
+    _require_lab_namespace()
     created = _Created()
     node_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
@@ -177,6 +197,7 @@ def undo(node: Any, created: _Created) -> None:
 
 def teardown_pod_network(node: Any, address: str, route_table: int) -> None:
     """Rule 512, every 1536 rule for the address (unless main or legacy 1), the /32 route."""
+    _require_lab_namespace()
     wanted = rules.pod_teardown_rules(address, route_table)
     to_pod = wanted[0]
     try:
@@ -200,6 +221,7 @@ def teardown_pod_network(node: Any, address: str, route_table: int) -> None:
 
 def teardown_branch_pod_network(node: Any, address: str, vlan_id: int) -> None:
     """A branch-ENI pod: its VLAN link, the prio-10 rules of table vlan+100, and 512/1536."""
+    _require_lab_namespace()
     table = names.vlan_route_table(vlan_id)
     netlink.delete_link(node, names.vlan_link_name(vlan_id))
     netlink.delete_rule(node, IpRule(rules.VLAN_RULE_PRIORITY, table), all_matches=True)

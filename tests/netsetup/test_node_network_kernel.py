@@ -93,6 +93,7 @@ def test_host_network_matches_upstream_text(node_lab):
     assert lines(node_lab.ip(node_lab.node, "rule")) == [
         BASE_RULES[0], "1024:\tfrom all fwmark 0x80/0x80 lookup main", *BASE_RULES[1:]]
     backends = firewall.detect_backends(node_lab.node)
+    assert network.backends == backends
     assert show(node_lab, "iptables", "-t", "mangle", "-S") == MANGLE
     if backends.effective == "nftables":        # iptables 1.8.9 (nf_tables) with nft installed
         assert show(node_lab, "iptables", "-t", "nat", "-S") == NAT_SNAT_PART

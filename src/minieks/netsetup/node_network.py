@@ -55,7 +55,8 @@ class KernelNodeNetwork:
         self.disable_tcp_early_demux = disable_tcp_early_demux
         self.mac_lookup_tries = mac_lookup_tries
         self.mac_lookup_interval = mac_lookup_interval
-        self.last_iptables: HostIptables | None = None
+        self.last_iptables: HostIptables | None = None     # what the last SetupHostNetwork planned
+        self.backends: firewall.Backends | None = None      # for awscni_connmark_backend{backend}
 
     @contextlib.contextmanager
     def _ipr(self) -> Iterator[Any]:
@@ -81,8 +82,9 @@ class KernelNodeNetwork:
                 netlink.delete_rule(ipr, rule)
             for rule in changes.add:
                 netlink.add_rule(ipr, rule)
+            self.backends = self.backends or firewall.detect_backends(self.node_ns)
             self.last_iptables = firewall.apply_host_iptables(self.node_ns, self._iptables_config(
-                name, primary_ip, vpc_cidrs))
+                name, primary_ip, vpc_cidrs), self.backends)
             external = rules.external_service_rule_changes(netlink.list_rules(ipr),
                                                            self.config.external_service_cidrs)
             for rule in external.delete:

@@ -75,6 +75,9 @@ def test_nodes_appear_with_eth0_configured_as_dhcp_would(lab):
         assert netns.read_sysctl(fabric.names.vpc, key) == "1"
     assert netns.read_sysctl(fabric.names.vpc, "net.ipv4.neigh.n1e0.proxy_delay") == "0"
     assert "blackhole 192.168.0.0/16" in vpc_routes(lab)
+    for namespace in (fabric.names.vpc, fabric.names.igw, fabric.names.inet, n1):
+        assert lab.sh(namespace, "ip", "-6", "addr").stdout == "", namespace      # IPv6 off everywhere
+    assert "mtu 1500" in lab.sh(fabric.names.inet, "ip", "link", "show", "eth0").stdout
     assert fabric.timings["node"] and fabric.timings["eni"]
 
 

@@ -285,7 +285,9 @@ class Fabric:
         self._sync_port(eni, self._ensure_node(instance.id))
 
     def _sync_nat(self) -> None:
-        self.router.set_nat(view.public_mapping(self.svc, self.vpc_id))
+        started = time.perf_counter()
+        if self.router.set_nat(view.public_mapping(self.svc, self.vpc_id)):
+            self.timings["nat"].append(_ms(started))
 
 
 def _ms(started: float) -> float:

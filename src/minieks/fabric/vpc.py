@@ -78,8 +78,12 @@ def vpc_rules() -> str:
             "COMMIT\n")
 
 
+def igw_ttl_rules() -> str:
+    return vpc_rules().replace("the VPC fabric", "the internet gateway")
+
+
 def igw_rules(mapping: dict[str, str]) -> str:
-    """The IGW's whole rule set for a private -> public address map ("eip" mode)."""
+    """The IGW's nat and filter tables for a private -> public address map ("eip" mode)."""
     nat = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
            ":POSTROUTING ACCEPT [0:0]"]
     forward = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]",
@@ -92,8 +96,7 @@ def igw_rules(mapping: dict[str, str]) -> str:
     forward += ["-A FORWARD -i inet0 -o vpc0 -m conntrack --ctstate DNAT -j ACCEPT",
                 '-A FORWARD -i vpc0 -m comment --comment "IGW: no public IP mapping" -j DROP',
                 '-A FORWARD -i inet0 -m comment --comment "IGW: not addressed to a public IP" -j DROP']
-    mangle = vpc_rules().replace("the VPC fabric", "the internet gateway")
-    return mangle + "\n".join(nat) + "\nCOMMIT\n" + "\n".join(forward) + "\nCOMMIT\n"
+    return "\n".join(nat) + "\nCOMMIT\n" + "\n".join(forward) + "\nCOMMIT\n"
 
 
 # ----------------------------------------------------------------------------------- the router
@@ -150,6 +153,7 @@ class VpcRouter:
                 kernel.add_address(ipr, index, host, lay.internet_len)
             ipr.route("replace", dst="0.0.0.0/0", gateway=lay.internet_gateway, oif=index, proto=PROTO_BOOT)
         kernel.iptables_restore(vpc, vpc_rules())
+        kernel.iptables_restore(igw, igw_ttl_rules())
 
     def start_services(self, records: dict[str, tuple[str, ...]]) -> None:
         """The HTTP host on the stand-in internet and the resolver at the VPC's +2."""
@@ -169,7 +173,7 @@ class VpcRouter:
         gone = {p: q for p, q in (self.nat or {}).items() if mapping.get(p) != q}
         kernel.iptables_restore(self.names.igw, igw_rules(mapping))
         for private, public in gone.items():
-            for argv in (["-s", private], ["-d", public], ["-r", private]):
+            for argv in (["-s", private], ["-d", public]):     # flows out of it, flows into it
                 netns.run(self.names.igw, ["conntrack", "-D", *argv], check=False)
         self.nat = dict(mapping)
         return True

@@ -91,8 +91,8 @@ class ClusterSpec(_Strict):
     @classmethod
     def _name(cls, value: str) -> str:
         import re
-        if not re.fullmatch(r"[a-z][a-z0-9-]{0,15}", value):
-            raise ValueError("a cluster name is 1-16 lowercase letters, digits or '-', starting with a letter")
+        if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", value):
+            raise ValueError("a cluster name is 1-16 lowercase letters or digits, starting with a letter (it names namespaces mek-<name>-...)")
         return value
 
     @field_validator("kubernetes_version")

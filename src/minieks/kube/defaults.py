@@ -86,6 +86,32 @@ def _service(obj: dict[str, Any]) -> None:
     obj.setdefault("status", {}).setdefault("loadBalancer", {})
 
 
+# Go fields without omitempty are always on the wire; strict clients (the Python client) need them
+_NODE_INFO_FIELDS = ("architecture", "bootID", "containerRuntimeVersion", "kernelVersion", "kubeProxyVersion",
+                     "kubeletVersion", "machineID", "operatingSystem", "osImage", "systemUUID")
+
+
+def _container_statuses(status: dict[str, Any]) -> None:
+    for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
+        for cs in status.get(key) or []:
+            if isinstance(cs, dict):
+                for field, value in (("name", ""), ("image", ""), ("imageID", ""), ("ready", False),
+                                     ("restartCount", 0)):
+                    cs.setdefault(field, value)
+                cs.setdefault("state", {})
+                cs.setdefault("lastState", {})
+
+
+def _node(obj: dict[str, Any]) -> None:
+    status = obj.setdefault("status", {})
+    if isinstance(status, dict):
+        info = status.setdefault("nodeInfo", {})
+        if isinstance(info, dict):
+            for field in _NODE_INFO_FIELDS:
+                info.setdefault(field, "")
+        status.setdefault("daemonEndpoints", {"kubeletEndpoint": {"Port": 10250}})
+
+
 def apply(kind: str, obj: dict[str, Any]) -> None:
     """Fill defaults in place for `kind`."""
     if kind == "Pod":
@@ -94,6 +120,9 @@ def apply(kind: str, obj: dict[str, Any]) -> None:
         status = obj.setdefault("status", {})
         status.setdefault("phase", "Pending")
         status.setdefault("qosClass", "BestEffort")
+        _container_statuses(status)
+    elif kind == "Node":
+        _node(obj)
     elif kind in ("Deployment", "ReplicaSet", "DaemonSet"):
         _workload(obj, kind)
         status = obj.setdefault("status", {})
@@ -108,5 +137,10 @@ def apply(kind: str, obj: dict[str, Any]) -> None:
         obj.setdefault("spec", {"finalizers": ["kubernetes"]})
         obj.setdefault("status", {}).setdefault("phase", "Active")
     elif kind == "Event":
+        obj.setdefault("involvedObject", {})
         obj.setdefault("count", 1)
         obj.setdefault("type", "Normal")
+        obj.setdefault("reportingComponent", "")
+        obj.setdefault("reportingInstance", "")
+        for field in ("firstTimestamp", "lastTimestamp", "eventTime"):
+            obj.setdefault(field, None)

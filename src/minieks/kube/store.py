@@ -433,8 +433,8 @@ class Store:
             meta["generation"] = gen + 1 if new.get("spec") != old.get("spec") else gen
         if rt.plural == "namespaces":
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = old_meta["name"]
+        defaults.apply(rt.kind, new)
         if part != "status":
-            defaults.apply(rt.kind, new)
             validation.validate(rt, new, old)
             if rt.plural == "services":
                 self._allocate_cluster_ip(new)

@@ -1,0 +1,114 @@
+"""What a container image does in the lab, where pods are network namespaces, not containers.
+
+Commands run in a pod come from the host (as the netshoot image would have them). Images that
+serve (nginx, httpd, ...) answer HTTP on their container ports with their usual page, from a
+thread whose listening socket was opened inside the pod's namespace. And, because grace periods
+show when deleting pods, an image whose main process ignores SIGTERM (a shell, `tail -f
+/dev/null`, `sleep`) waits out terminationGracePeriodSeconds, while servers stop at once.
+"""
+
+from __future__ import annotations
+
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from minieks.fabric import netns
+
+NGINX_PAGE = """<!DOCTYPE html>
+<html>
+<head>
+<title>Welcome to nginx!</title>
+</head>
+<body>
+<h1>Welcome to nginx!</h1>
+<p>If you see this page, the nginx web server is successfully installed and
+working. Further configuration is required.</p>
+<p><em>Thank you for using nginx.</em></p>
+</body>
+</html>
+"""
+SERVING = ("nginx", "httpd", "caddy", "traefik/whoami", "hashicorp/http-echo")
+
+
+def image_name(image: str) -> str:
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name = name[: len(name) - len(last)] + last.split(":", 1)[0]
+    for registry in ("docker.io/library/", "docker.io/", "public.ecr.aws/docker/library/", "public.ecr.aws/nginx/"):
+        if name.startswith(registry):
+            name = name[len(registry):]
+    return name
+
+
+def serves(image: str) -> bool:
+    return image_name(image) in SERVING
+
+
+def stops_on_sigterm(container: dict) -> bool:
+    """Whether the container's main process exits on SIGTERM (so deletion need not wait the grace)."""
+    command = " ".join(container.get("command") or []) + " " + " ".join(container.get("args") or [])
+    if any(word in command for word in ("tail -f", "sleep", "/bin/sh", "bash")):
+        return False
+    return serves(container.get("image", "")) or not command.strip()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "nginx/1.27.3"
+
+    def do_GET(self) -> None:
+        body = NGINX_PAGE.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)          # no getfqdn(): no DNS from inside a pod
+        self.server_name, self.server_port = "nginx", self.server_address[1]
+
+
+class ImageServers:
+    """HTTP servers of serving images, per pod namespace."""
+
+    def __init__(self) -> None:
+        self._servers: dict[str, list[_Server]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, pod_netns: str, containers: list[dict]) -> None:
+        with self._lock:
+            if pod_netns in self._servers:
+                return
+            started = []
+            for container in containers:
+                if not serves(container.get("image", "")):
+                    continue
+                ports = [p.get("containerPort") for p in container.get("ports") or [] if p.get("containerPort")] or [80]
+                for port in ports:
+                    with netns.entered(pod_netns):
+                        server = _Server(("0.0.0.0", int(port)), _Handler)
+                    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+                                     name=f"{pod_netns}-{port}").start()
+                    started.append(server)
+            self._servers[pod_netns] = started
+
+    def stop(self, pod_netns: str) -> None:
+        with self._lock:
+            servers = self._servers.pop(pod_netns, [])
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+    def stop_all(self) -> None:
+        for name in list(self._servers):
+            self.stop(name)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from minieks import __version__
 from minieks.aws import instance_types
 from minieks.aws.max_pods import MaxPods, MaxPodsError, MaxPodsOptions, calculate
+from minieks.cluster import command as cluster_command
 from minieks.ec2 import command as ec2_command
 from minieks.ipamd import command as ipamd_command
 from minieks.textout import aws_table, columns
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json", "eni-max-pods"], default="table")
     p.set_defaults(handler=cmd_max_pods)
 
+    cluster_command.add_parser(sub)
     ec2_command.add_parser(sub)
     ipamd_command.add_parser(sub)
     return parser

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from minieks.ec2.service import Ec2Service
 from minieks.fabric import netns, processes, resolv
 from minieks.fabric.fabric import Fabric, cleanup as fabric_cleanup, search_domain
 from minieks.fabric.names import LabNames
+from minieks.fabric.vpc import check_igw_mode
 
 STATE_ROOT_ENV = "MINIEKS_STATE_ROOT"
 
@@ -68,20 +70,26 @@ class LabPod:
 
 class Lab:
     def __init__(self, name: str, region: str = "ap-northeast-2", *, seed: int | str = 0,
-                 placement: str = "random", persist: bool = True, service: Ec2Service | None = None):
+                 placement: str = "random", persist: bool = True, service: Ec2Service | None = None,
+                 ec2_port: int = 0, igw_mode: str = "eip"):
         self.names = LabNames.of(name)
         self.name = self.names.lab
+        self.igw_mode = check_igw_mode(igw_mode)    # refused before anything starts
         self.state = state_dir(self.name)
         self.state.mkdir(parents=True, exist_ok=True)
         self.ec2_service = service or Ec2Service(region=region, seed=seed, placement=placement,
                                                  state_file=str(self.state / "ec2.sqlite") if persist else None)
         self.ec2 = InProcessEc2Client(self.ec2_service)
-        self.server = start_in_thread(self.ec2_service)
-        self.fabric = Fabric(self.ec2_service, self.name).start()
+        try:
+            self.server = start_in_thread(self.ec2_service, port=ec2_port)
+        except OSError:
+            self.server = start_in_thread(self.ec2_service)          # the old port is taken: any free one
+        self.fabric = Fabric(self.ec2_service, self.name, igw_mode=self.igw_mode).start()
         self.nodes: dict[str, LabNode] = {}
         self.pods: dict[str, LabPod] = {}
         self.subnets: dict[str, str] = {}
         self.vpc_id: str | None = None
+        self._lock = threading.RLock()        # kubelets of several nodes add pods concurrently
 
     # ---------------------------------------------------------------------------------- VPC
     def create_vpc(self, cidr: str, subnets: dict[str, tuple[str, str]], name: str = "") -> str:
@@ -120,6 +128,20 @@ class Lab:
         self.nodes[iid] = node
         self.start_ipamd(node, max_pods, wait)
         self._save()
+        return node
+
+    def adopt_node(self, instance: dict, subnet: str, cni_env: dict[str, str] | None = None) -> LabNode:
+        """A node for an instance that already runs (a resumed lab); its ipamd is not started yet."""
+        iid = instance["InstanceId"]
+        namespace = self.fabric.node_namespace(iid)
+        if namespace is None:
+            raise LabError(f"the fabric has no namespace for {iid}: {self.fabric.errors[-3:]}")
+        node_dir = self.state / "nodes" / iid
+        node_dir.mkdir(parents=True, exist_ok=True)
+        env = {"ENABLE_IPv4": "true", "ENABLE_IPv6": "false", "CLUSTER_NAME": self.name, **(cni_env or {})}
+        node = LabNode(name=iid, instance_id=iid, namespace=namespace, primary_ip=instance["PrivateIpAddress"],
+                       subnet=subnet, socket=str(node_dir / "ipamd.sock"), cni_env=env)
+        self.nodes[iid] = node
         return node
 
     def start_ipamd(self, node: LabNode, max_pods: int | None = None, wait: float = 60.0,
@@ -166,8 +188,9 @@ class Lab:
                                       search_domain(self.ec2_service.region)))
         ip = result["ips"][0]["address"].split("/")[0]
         pod = LabPod(namespace, name, node.instance_id, pod_ns, sandbox, ip, result)
-        self.pods[f"{namespace}/{name}"] = pod
-        self._save()
+        with self._lock:
+            self.pods[f"{namespace}/{name}"] = pod
+            self._save()
         return pod
 
     def delete_pod(self, pod: LabPod) -> None:
@@ -177,8 +200,9 @@ class Lab:
         runtime.call("DEL", node.namespace, ref, node.socket, node.cni_env, prev_result=pod.result or None)
         netns.delete(pod.netns)
         resolv.remove_resolv_conf(pod.netns)
-        self.pods.pop(f"{pod.namespace}/{pod.name}", None)
-        self._save()
+        with self._lock:
+            self.pods.pop(f"{pod.namespace}/{pod.name}", None)
+            self._save()
 
     # ---------------------------------------------------------------------------------- use
     def node_exec(self, node: LabNode, argv: list[str], check: bool = True, timeout: float = 60):
@@ -189,12 +213,14 @@ class Lab:
 
     # ------------------------------------------------------------------------------ the end
     def _save(self) -> None:
-        data = {"lab": self.name, "endpoint": self.server.url, "vpc": self.vpc_id, "subnets": self.subnets,
+        data = {"lab": self.name, "endpoint": self.server.url, "igw_mode": self.igw_mode, "vpc": self.vpc_id,
+                "subnets": self.subnets,
                 "nodes": {k: asdict(v) for k, v in self.nodes.items()},
                 "pods": {k: asdict(v) for k, v in self.pods.items()}}
-        tmp = self.state / "lab.json.tmp"
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, self.state / "lab.json")
+        with self._lock:
+            tmp = self.state / "lab.json.tmp"
+            tmp.write_text(json.dumps(data, indent=1))
+            os.replace(tmp, self.state / "lab.json")
 
     def close(self, remove: bool = True) -> None:
         """Stop the ipamds and the servers; with `remove`, delete every namespace and file of the lab."""

@@ -1,0 +1,191 @@
+"""A running cluster in one process: EC2, the VPC fabric, the Kubernetes API and its controllers,
+and per node an ipamd process and a kubelet. `ClusterRuntime(spec).start()` builds it the first
+time and resumes it afterwards (EC2 and Kubernetes state live in SQLite files in the state dir).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+
+from minieks.aws import instance_types
+from minieks.cluster import naming, system
+from minieks.cluster.spec import ClusterSpec
+from minieks.ec2.latency import Latency
+from minieks.ec2.service import Ec2Service
+from minieks.fabric.lab import Lab, LabNode, state_dir
+from minieks.ipamd.simulate import default_max_pods
+from minieks.kube.apiserver import ApiServer
+from minieks.kube.errors import ApiError
+from minieks.kube.images import ImageServers
+from minieks.kube.kubelet import Kubelet
+from minieks.kube.scheduler import Scheduler
+from minieks.kube.store import Store
+from minieks.kube.workloads import DaemonSetController, DeploymentController, ReplicaSetController
+
+log = logging.getLogger("minieks.cluster")
+GIT_VERSIONS = {"1.27": "v1.27.16-eks-2d5f260", "1.28": "v1.28.15-eks-2d5f260", "1.29": "v1.29.12-eks-2d5f260",
+                "1.30": "v1.30.8-eks-2d5f260", "1.31": "v1.31.4-eks-2d5f260", "1.32": "v1.32.0-eks-2d5f260",
+                "1.33": "v1.33.0-eks-802817d"}
+
+
+class ClusterRuntime:
+    def __init__(self, spec: ClusterSpec, progress=lambda message: None):
+        self.spec = spec
+        self.state = state_dir(spec.name)
+        self.progress = progress
+        self.lab: Lab | None = None
+        self.store: Store | None = None
+        self.api: ApiServer | None = None
+        self.controllers: list = []
+        self.kubelets: dict[str, Kubelet] = {}
+        self.images = ImageServers()
+        self.ready = threading.Event()
+
+    # ------------------------------------------------------------------------------- start
+    def start(self) -> ClusterRuntime:
+        spec = self.spec
+        self.state.mkdir(parents=True, exist_ok=True)
+        endpoints = self._endpoints()
+        self.progress("starting the EC2 emulator")
+        service = Ec2Service(region=spec.region, seed=spec.ec2.seed, placement=spec.ec2.placement,
+                             latency=Latency(spec.ec2.latency, seed=spec.ec2.seed), throttling=spec.ec2.throttling,
+                             state_file=str(self.state / "ec2.sqlite"))
+        self.lab = Lab(spec.name, spec.region, service=service, ec2_port=endpoints.get("ec2_port", 0))
+        self.progress("starting the Kubernetes API server")
+        self.store = Store(str(self.state / "kube.sqlite"))
+        self.api = ApiServer(self.store, state_dir=self.state / "pki", port=endpoints.get("api_port", 0),
+                             version=GIT_VERSIONS[spec.kubernetes_version], exec_handler=self.exec_target)
+        try:
+            self.api.start()
+        except OSError:
+            self.api = ApiServer(self.store, state_dir=self.state / "pki", port=0,
+                                 version=GIT_VERSIONS[spec.kubernetes_version], exec_handler=self.exec_target)
+            self.api.start()
+        self.api.write_kubeconfig(self.state / "kubeconfig", cluster=spec.name, region=spec.region)
+        self._save_endpoints()
+        self.controllers = [DeploymentController(self.store), ReplicaSetController(self.store),
+                            DaemonSetController(self.store), Scheduler(self.store)]
+        for controller in self.controllers:
+            controller.start()
+        self._provision()
+        for name, obj in system.all_objects(spec.region, spec.kubernetes_version, spec.cni_environment):
+            namespace = obj["metadata"].get("namespace")
+            if self.store.try_get(name, namespace, obj["metadata"]["name"]) is None:
+                try:
+                    self.store.create(name, obj, namespace=namespace)
+                except ApiError as err:
+                    log.warning("could not create %s %s: %s", name, obj["metadata"]["name"], err)
+        self.ready.set()
+        self.progress("cluster ready")
+        return self
+
+    def _endpoints(self) -> dict:
+        try:
+            return json.loads((self.state / "endpoints.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save_endpoints(self) -> None:
+        data = {"ec2_port": self.lab.server.port, "ec2_url": self.lab.server.url, "api_port": self.api.port,
+                "api_url": self.api.url, "kubeconfig": str(self.state / "kubeconfig")}
+        (self.state / "endpoints.json").write_text(json.dumps(data, indent=1))
+
+    # ------------------------------------------------------------------------- EC2 resources
+    def _provision(self) -> None:
+        spec, lab = self.spec, self.lab
+        ec2 = lab.ec2
+        vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [f"{spec.name}-VPC"]}])["Vpcs"]
+        if not vpcs:
+            self.progress(f"creating VPC {spec.vpc_cidr} and {len(spec.subnets)} subnets")
+            lab.create_vpc(spec.vpc_cidr, {s.name: (s.cidr, s.zone) for s in spec.subnets}, name=f"{spec.name}-VPC")
+        else:
+            lab.vpc_id = vpcs[0]["VpcId"]
+            for subnet in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [lab.vpc_id]}])["Subnets"]:
+                name = next((t["Value"] for t in subnet.get("Tags", []) if t["Key"] == "Name"), subnet["SubnetId"])
+                lab.subnets[name] = subnet["SubnetId"]
+        running = [i for r in ec2.describe_instances(Filters=[
+            {"Name": "instance-state-name", "Values": ["running"]},
+            {"Name": "tag:eks:cluster-name", "Values": [spec.name]}])["Reservations"] for i in r["Instances"]]
+        by_group: dict[str, list[dict]] = {}
+        for inst in running:
+            group = next((t["Value"] for t in inst.get("Tags", []) if t["Key"] == "eks:nodegroup-name"), "")
+            by_group.setdefault(group, []).append(inst)
+        subnet_names = {v: k for k, v in lab.subnets.items()}
+        for group in spec.node_groups:
+            have = by_group.get(group.name, [])
+            for inst in have:
+                self._start_node(lab.adopt_node(inst, subnet_names.get(inst["SubnetId"], ""), spec.cni_environment),
+                                 inst, group.name, group.instance_type, adopted=True)
+            order = group.subnets or [s.name for s in spec.subnets]
+            for n in range(len(have), group.desired_capacity):
+                subnet = order[n % len(order)]
+                self.progress(f"launching node {n + 1}/{group.desired_capacity} of {group.name} "
+                              f"({group.instance_type}) in {subnet}")
+                tags = {"Name": f"{spec.name}-{group.name}-Node", "eks:cluster-name": spec.name,
+                        "eks:nodegroup-name": group.name, "alpha.eksctl.io/nodegroup-name": group.name,
+                        f"kubernetes.io/cluster/{spec.name}": "owned"}
+                max_pods = self._max_pods(group.instance_type)
+                node = lab.add_node(group.instance_type, subnet, spec.cni_environment, max_pods=max_pods, tags=tags)
+                inst = ec2.describe_instances(InstanceIds=[node.instance_id])["Reservations"][0]["Instances"][0]
+                self._start_node(node, inst, group.name, group.instance_type, adopted=False)
+
+    def _max_pods(self, instance_type: str) -> int:
+        pd = self.spec.cni_environment.get("ENABLE_PREFIX_DELEGATION", "false").lower() == "true"
+        t = instance_types.get(instance_type)
+        return default_max_pods(instance_type, pd and t.supports_prefix_delegation)
+
+    def _start_node(self, node: LabNode, inst: dict, group: str, instance_type: str, adopted: bool) -> None:
+        spec = self.spec
+        zone = inst["Placement"]["AvailabilityZone"]
+        node_name = naming.node_name(node.primary_ip, spec.region)
+        node.name = node_name
+        max_pods = self._max_pods(instance_type)
+        if adopted:
+            self.progress(f"resuming node {node_name}")
+            self.lab.start_ipamd(node, max_pods)
+        kubelet = Kubelet(self.store, self.lab, node, node_name, kube_version=spec.kubernetes_version,
+                          instance_type=instance_type, zone=zone, zone_id=self.lab.ec2_service.zone_id(zone),
+                          region=spec.region, cluster=spec.name, nodegroup=group, max_pods=max_pods,
+                          public_ip=inst.get("PublicIpAddress"), images=self.images)
+        kubelet.register()
+        kubelet.start()
+        self.kubelets[node_name] = kubelet
+
+    # ---------------------------------------------------------------------------- kubectl exec
+    def exec_target(self, namespace: str, pod: str, container: str, argv: list[str], tty: bool) -> list[str]:
+        """`kubectl exec`: the command runs in the pod's network namespace with the host's tools."""
+        obj = self.store.get("pods", namespace, pod)
+        node = obj["spec"].get("nodeName")
+        kubelet = self.kubelets.get(node or "")
+        if kubelet is None:
+            raise ApiError(400, "BadRequest", f"pod {pod} is not running on a node of this cluster")
+        if obj["spec"].get("hostNetwork"):
+            netns = kubelet.node.namespace
+        else:
+            netns = kubelet.netns_of(namespace, pod)
+            if netns is None:
+                raise ApiError(400, "BadRequest", f'container "{container}" in pod "{pod}" is waiting to start: '
+                                                  f'ContainerCreating')
+        return ["ip", "netns", "exec", netns, *argv]
+
+    # -------------------------------------------------------------------------------- stop
+    def stop(self) -> None:
+        """Stop serving; namespaces, pods and state stay for the next `minieks up`."""
+        for kubelet in self.kubelets.values():
+            kubelet.stop()
+        for controller in self.controllers:
+            controller.stop()
+        self.images.stop_all()
+        if self.api:
+            self.api.stop()
+        if self.lab:
+            self.lab.close(remove=False)
+        if self.store:
+            self.store.close()
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "kubeconfig"

@@ -40,6 +40,10 @@ ExecHandler = Callable[[str, str, str, list[str], bool], Any]
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 READ_SIZE = 32 * 1024
+# kubectl starts reading the WebSocket before it has registered its stdout/stderr streams and
+# discards frames for streams it does not know yet ("Unknown stream id 1"); a real cluster's exec
+# path (kubelet, runtime) is never this fast, so hold the first frame back a little.
+SETTLE_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -199,12 +203,16 @@ class ExecSession:
         self.stdin_buf = bytearray()
         self.stdin_eof = False
         self.pending_size: tuple[int, int] | None = None
+        self.settled_at = time.monotonic() + SETTLE_SECONDS
 
     # --- socket side ---
 
     def _send(self, data: bytes) -> None:
         if self.client_gone:
             return
+        wait = self.settled_at - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
         try:
             self.sock.sendall(data)
         except OSError:

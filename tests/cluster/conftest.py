@@ -1,0 +1,69 @@
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from minieks.cluster.runtime import ClusterRuntime
+from minieks.cluster.spec import ClusterSpec
+from minieks.fabric.lab import cleanup
+
+KUBECTL = shutil.which("kubectl")
+
+
+def root() -> bool:
+    return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+needs_kernel = pytest.mark.skipif(not root(), reason="needs root, ip and network namespaces")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: str, cache: str):
+        self.env = dict(os.environ, KUBECONFIG=kubeconfig)
+        self.cache = cache
+
+    def __call__(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60):
+        done = subprocess.run([KUBECTL, "--cache-dir", self.cache, *args], capture_output=True, text=True,
+                              input=input, env=self.env, timeout=timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr}")
+        return done
+
+    def json(self, *args: str):
+        return json.loads(self(*args, "-o", "json").stdout)
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def make_cluster(tmp_path_factory, monkeypatch):
+    """Start clusters in this process with a private state root; always removed at the end."""
+    root_dir = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("MINIEKS_STATE_ROOT", str(root_dir))
+    started: list[ClusterRuntime] = []
+
+    def make(**spec_fields) -> tuple[ClusterRuntime, Kubectl]:
+        name = spec_fields.pop("name", "t" + secrets.token_hex(3))
+        runtime = ClusterRuntime(ClusterSpec(name=name, **spec_fields)).start()
+        started.append(runtime)
+        return runtime, Kubectl(str(runtime.kubeconfig), str(root_dir / f"cache-{name}"))
+
+    yield make
+    for runtime in started:
+        try:
+            runtime.stop()
+        finally:
+            cleanup(runtime.spec.name)

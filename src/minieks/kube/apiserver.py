@@ -51,6 +51,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self._broken = False
+        try:   # headers and body go out as separate writes: never wait for a delayed ACK
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         ctx = self.server.ssl_context
         if ctx is not None:
             self.request.settimeout(10)

@@ -87,6 +87,7 @@ class Store:
         self._rng = rng
         self._objects: dict[str, dict[Key, dict[str, Any]]] = {r: {} for r in BY_PLURAL}
         self._dependents: dict[str, set[tuple[str, str, str]]] = {}
+        self._uids: dict[str, tuple[str, Key]] = {}      # uid -> where the object lives
         self._log: deque[WatchEvent] = deque()
         self._history = history
         self._watches: set[Watch] = set()
@@ -116,6 +117,7 @@ class Store:
                 obj = json.loads(body)
                 self._objects[res][(ns, name)] = obj
                 self._index_owners(res, None, obj)
+                self._uids[obj["metadata"]["uid"]] = (res, (ns, name))
 
     def _persist(self, rv: int, res: str, key: Key, obj: dict[str, Any] | None) -> None:
         db = self._db
@@ -204,8 +206,11 @@ class Store:
         self._rv = rv
         if new is None:
             self._objects[res].pop(key, None)
+            if stored is not None:
+                self._uids.pop(stored["metadata"].get("uid", ""), None)
         else:
             self._objects[res][key] = new
+            self._uids[new["metadata"]["uid"]] = (res, key)
         self._index_owners(res, stored, new)
         ev = WatchEvent(type_, res, snapshot, stored, rv)
         self._log.append(ev)
@@ -545,10 +550,11 @@ class Store:
                 self._delete(rt, key, None, propagation)
 
     def _uid_exists(self, uid: str | None) -> bool:
-        if not uid:
+        where = self._uids.get(uid or "")
+        if where is None:
             return False
-        return any(o["metadata"].get("uid") == uid and not o["metadata"].get("deletionTimestamp")
-                   for objs in self._objects.values() for o in objs.values())
+        obj = self._objects[where[0]].get(where[1])
+        return obj is not None and not obj["metadata"].get("deletionTimestamp")
 
     def _orphan(self, owner_uid: str) -> None:
         for res, ns, name in self._dependents_of(owner_uid):

@@ -10,7 +10,7 @@ from minieks.fabric import resolv, view
 from minieks.fabric.fabric import search_domain
 from minieks.fabric.internet import DEFAULT_RECORDS, Zone, answer, check_records
 from minieks.fabric.names import BadName, LabNames, node_ifname, port_name, port_node_index
-from minieks.fabric.vpc import igw_rules, igw_ttl_rules, port_mac
+from minieks.fabric.vpc import check_igw_mode, igw_route_rules, igw_rules, igw_ttl_rules, port_mac
 
 
 def test_names_carry_the_lab_prefix_and_fit_the_kernel_limits():
@@ -70,6 +70,18 @@ def test_igw_rules_map_each_primary_address_to_its_public_one_and_drop_the_rest(
     assert ":FORWARD DROP" in text and '"IGW: no public IP mapping" -j DROP' in text
     assert text.count("COMMIT") == 2 and "-j TTL --ttl-inc 1" in igw_ttl_rules()
     assert port_mac("eni-0abc") == port_mac("eni-0abc") and port_mac("eni-0abc").startswith("0e:")
+
+
+def test_igw_route_mode_forwards_the_vpc_range_both_ways_without_nat():
+    text = igw_route_rules("192.168.0.0/16")
+    nat = text.split("*filter")[0]
+    assert "-A " not in nat and "COMMIT" in nat                # an empty nat table clears eip rules
+    assert '-A FORWARD -i vpc0 -o inet0 -s 192.168.0.0/16 -m comment --comment "IGW route mode: from the VPC" -j ACCEPT' in text
+    assert "-A FORWARD -i inet0 -o vpc0 -d 192.168.0.0/16 " in text and ":FORWARD DROP" in text
+    assert text.count("COMMIT") == 2
+    assert check_igw_mode("route") == "route" and check_igw_mode("eip") == "eip"
+    with pytest.raises(ValueError, match="igw_mode 'nat'"):
+        check_igw_mode("nat")
 
 
 def _ask(name: str, qtype: str = "A") -> DNSRecord:

@@ -26,7 +26,7 @@ from minieks.fabric import netns, nodes, resolv, view
 from minieks.fabric.internet import DEFAULT_RECORDS, check_records
 from minieks.fabric.names import LabNames, node_ifname, port_name, port_node_index
 from minieks.fabric.nodes import NodeSettings
-from minieks.fabric.vpc import Port, VpcLayout, VpcRouter
+from minieks.fabric.vpc import Port, VpcLayout, VpcRouter, check_igw_mode
 from minieks.fabric.view import EniView
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,10 @@ def cleanup(lab: str) -> list[str]:
 class Fabric:
     def __init__(self, svc, lab: str, *, vpc_id: str | None = None,
                  records: Mapping[str, tuple[str, ...]] | None = None,
-                 settings: NodeSettings = NodeSettings()):
+                 settings: NodeSettings = NodeSettings(), igw_mode: str = "eip"):
         self.svc = svc
         self.names = LabNames.of(lab)
+        self.igw_mode = check_igw_mode(igw_mode)     # "eip" as AWS; "route" shows VPC sources outside
         self.vpc_id = vpc_id
         self.records = check_records(records if records is not None else DEFAULT_RECORDS)
         self.settings = settings
@@ -154,7 +155,7 @@ class Fabric:
     def _build_router(self, vpc: view.VpcView) -> None:
         started = time.perf_counter()
         self.vpc_id = vpc.id
-        router = VpcRouter(self.names, VpcLayout(vpc.cidr))
+        router = VpcRouter(self.names, VpcLayout(vpc.cidr), self.igw_mode)
         router.build()
         router.start_services(self.records)
         self.router = router

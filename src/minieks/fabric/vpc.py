@@ -3,7 +3,10 @@
     mek-<lab>-inet  eth0 203.0.113.10/24 + .20/24, default via 203.0.113.1         (MTU 1500)
         | veth eth0 <-> inet0
     mek-<lab>-igw   inet0 203.0.113.1/24, vpc0 192.0.2.254/30, <VPC range> via 192.0.2.253;
-                    1:1 NAT primary address <-> public address ("eip"); other sources dropped
+                    mode "eip" (default, what AWS does): 1:1 NAT primary address <-> public
+                    address, other sources dropped; mode "route": no NAT, the VPC range is
+                    routed both ways (the internet has <VPC range> via 203.0.113.1), so the
+                    stand-in hosts see VPC sources: node primaries, and pods under external SNAT
         | veth vpc0 <-> igw0                                                       (MTU 9001)
     mek-<lab>-vpc   igw0 192.0.2.253/30, default via 192.0.2.254, blackhole <VPC range>,
                     the resolver at <VPC range>+2 on lo, and one port per attached ENI:
@@ -35,6 +38,14 @@ from minieks.fabric.view import EniView, addresses
 
 VPC_MTU = 9001
 INTERNET_MTU = 1500
+IGW_MODES = ("eip", "route")
+
+
+def check_igw_mode(mode: str) -> str:
+    """"eip" (1:1 NAT, as AWS) or "route" (no NAT, to make sources visible); anything else is refused."""
+    if mode not in IGW_MODES:
+        raise ValueError(f"igw_mode {mode!r}: use one of {', '.join(IGW_MODES)}")
+    return mode
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,20 @@ def igw_rules(mapping: dict[str, str]) -> str:
     return "\n".join(nat) + "\nCOMMIT\n" + "\n".join(forward) + "\nCOMMIT\n"
 
 
+def igw_route_rules(cidr: str) -> str:
+    """The IGW's nat and filter tables in "route" mode: no NAT (an empty nat table also clears an
+    earlier eip mode's), the VPC range forwarded both ways, anything else dropped."""
+    return ("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            ":POSTROUTING ACCEPT [0:0]\nCOMMIT\n"
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+            f'-A FORWARD -i vpc0 -o inet0 -s {cidr} -m comment --comment "IGW route mode: from the VPC" -j ACCEPT\n'
+            f'-A FORWARD -i inet0 -o vpc0 -d {cidr} -m comment --comment "IGW route mode: to the VPC" -j ACCEPT\n'
+            '-A FORWARD -i vpc0 -m comment --comment "IGW: not a VPC source" -j DROP\n'
+            '-A FORWARD -i inet0 -m comment --comment "IGW: not addressed to the VPC" -j DROP\n'
+            "COMMIT\n")
+
+
 # ----------------------------------------------------------------------------------- the router
 class VpcRouter:
     """Builds and keeps the vpc, igw and inet namespaces; plugs ENIs in as ports.
@@ -106,9 +131,10 @@ class VpcRouter:
     Every method opens its own netlink socket in the calling thread (see netns.iproute): EC2
     events arrive on whichever thread made the API call."""
 
-    def __init__(self, names: LabNames, layout: VpcLayout):
+    def __init__(self, names: LabNames, layout: VpcLayout, igw_mode: str = "eip"):
         self.names = names
         self.layout = layout
+        self.igw_mode = check_igw_mode(igw_mode)
         self.services = Services()
         self.nat: dict[str, str] | None = None
 
@@ -152,6 +178,11 @@ class VpcRouter:
             for host in lay.internet_hosts:
                 kernel.add_address(ipr, index, host, lay.internet_len)
             ipr.route("replace", dst="0.0.0.0/0", gateway=lay.internet_gateway, oif=index, proto=PROTO_BOOT)
+            if self.igw_mode == "route":           # the way back to VPC sources, spelled out
+                ipr.route("replace", dst=lay.cidr, gateway=lay.internet_gateway, oif=index, proto=PROTO_BOOT)
+            else:                                   # a restart may switch a lab from route to eip
+                with tolerate(*kernel.GONE):
+                    ipr.route("del", dst=lay.cidr, gateway=lay.internet_gateway, oif=index, proto=PROTO_BOOT)
         kernel.iptables_restore(vpc, vpc_rules())
         kernel.iptables_restore(igw, igw_ttl_rules())
 
@@ -167,11 +198,15 @@ class VpcRouter:
     # -------------------------------------------------------------------------------- the IGW
     def set_nat(self, mapping: dict[str, str]) -> bool:
         """Make the IGW's 1:1 NAT exactly `mapping` (always, the first time after build); forget
-        the flows of mappings that went away."""
+        the flows of mappings that went away. In route mode there is no NAT: public addresses are
+        ignored and the route rules are written once."""
+        if self.igw_mode == "route":
+            mapping = {}
         if mapping == self.nat:
             return False
         gone = {p: q for p, q in (self.nat or {}).items() if mapping.get(p) != q}
-        kernel.iptables_restore(self.names.igw, igw_rules(mapping))
+        rules = igw_rules(mapping) if self.igw_mode == "eip" else igw_route_rules(self.layout.cidr)
+        kernel.iptables_restore(self.names.igw, rules)
         for private, public in gone.items():
             for argv in (["-s", private], ["-d", public]):     # flows out of it, flows into it
                 netns.run(self.names.igw, ["conntrack", "-D", *argv], check=False)

@@ -18,6 +18,7 @@ from minieks.aws import instance_types
 from minieks.aws.max_pods import MaxPods, MaxPodsError, MaxPodsOptions, calculate
 from minieks.cluster import command as cluster_command
 from minieks.ec2 import command as ec2_command
+from minieks.fabric import command as fabric_command
 from minieks.ipamd import command as ipamd_command
 from minieks.textout import aws_table, columns
 from minieks.usage import UsageError
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cluster_command.add_parser(sub)
     ec2_command.add_parser(sub)
+    fabric_command.add_parser(sub)
     ipamd_command.add_parser(sub)
     return parser
 

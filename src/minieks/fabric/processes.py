@@ -76,3 +76,16 @@ def stop_all(pid_dir: Path, timeout: float = 10.0) -> list[str]:
     for name in names:
         stop(pid_dir, name, timeout)
     return names
+
+
+def running(pid_dir: Path) -> list[tuple[str, int]]:
+    """The recorded processes still running their command (what stop_all would stop), by name."""
+    found = []
+    for record in sorted(pid_dir.glob("*.pid")) if pid_dir.exists() else []:
+        try:
+            data = json.loads(record.read_text())
+        except (OSError, ValueError):
+            continue
+        if _runs(data["pid"], data["argv"]):
+            found.append((record.stem, data["pid"]))
+    return found

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import ssl
 import struct
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest

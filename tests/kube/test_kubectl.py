@@ -39,13 +39,17 @@ def test_get_nodes_and_version(cluster: tuple[Store, ApiServer, Kubectl]) -> Non
     assert "Client Version: v1.31." in out and "Server Version: v1.31.4-eks-2d5f260" in out
 
 
-def test_kubectl_132_when_server_reports_32(cluster: tuple[Store, ApiServer, Kubectl], tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", ["v1.32.5", "v1.29.5"])
+def test_kubectl_minor_follows_server_version(cluster: tuple[Store, ApiServer, Kubectl], tmp_path: Path,
+                                              version: str) -> None:
+    """minor "32" runs kubectl 1.32; "29" runs kubectl 1.29, which asks for v2beta1 discovery only."""
     store = cluster[0]
-    with ApiServer(store, state_dir=tmp_path / "state", version="v1.32.5") as server:
+    with ApiServer(store, state_dir=tmp_path / "state", version=version) as server:
         server.write_kubeconfig(tmp_path / "kubeconfig")
         kubectl = Kubectl(tmp_path / "kubeconfig", tmp_path / "cache")
         out = kubectl.ok("version")
-        assert "Client Version: v1.32." in out and "Server Version: v1.32.5" in out
+        minor = version.rsplit(".", 1)[0]
+        assert f"Client Version: {minor}." in out and f"Server Version: {version}" in out
         assert _lines(kubectl.ok("get", "nodes"))[1][0] == NODE_NAME
         assert "namespace/kube-system" in kubectl.ok("get", "ns", "-o", "name")
 

@@ -16,6 +16,7 @@ keep-alive; watches stream chunked newline-delimited JSON; pod exec upgrades to 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import secrets
@@ -167,7 +168,6 @@ class _Handler(BaseHTTPRequestHandler):
             return False
 
     def _stream_watch(self, ws: WatchStream) -> None:
-        import json
         self.send_response(200)
         self.send_header("Content-Type", ws.content_type)
         self.send_header("Cache-Control", "no-cache, private")

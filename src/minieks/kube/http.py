@@ -68,11 +68,9 @@ def wanted_representation(accept: str | None) -> tuple[str, str]:
             if as_ in ("PartialObjectMetadata", "PartialObjectMetadataList"):
                 return "PartialObjectMetadata", m.param("v") or "v1"
             continue
-        if as_:
-            continue
-        if _json_like(m) or m.type in ("application/yaml", "application/vnd.kubernetes.protobuf"):
-            if m.type == "application/vnd.kubernetes.protobuf":
-                continue    # protobuf is never spoken: the next entry (JSON) is used
+        if as_ or m.type == "application/vnd.kubernetes.protobuf":
+            continue        # protobuf is never spoken: a later JSON entry is used
+        if _json_like(m) or m.type == "application/yaml":
             return "json", "v1"
     return "json", "v1"
 

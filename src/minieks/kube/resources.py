@@ -216,18 +216,6 @@ def legacy_resource_list(group: str, version: str) -> dict[str, Any] | None:
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
 
 
-@dataclass(frozen=True)
-class ObjectKey:
-    """Where an object lives in the store."""
-
-    resource: str
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.resource}/{self.namespace}/{self.name}" if self.namespace else f"{self.resource}/{self.name}"
-
-
 __all__ = ["ResourceType", "Subresource", "RESOURCES", "BY_PLURAL", "BY_KIND", "lookup", "resource",
            "group_versions", "in_group_version", "aggregated", "legacy_api", "legacy_groups",
-           "legacy_group", "legacy_resource_list", "ObjectKey"]
+           "legacy_group", "legacy_resource_list"]

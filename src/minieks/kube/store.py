@@ -32,7 +32,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from . import defaults, validation
 from .errors import ApiError, already_exists, bad_request, conflict, forbidden, gone, not_found
@@ -705,6 +705,3 @@ class Store:
         sub.close()
         if sub in self._subscriptions:
             self._subscriptions.remove(sub)
-
-    def resources(self) -> Iterable[str]:
-        return BY_PLURAL.keys()

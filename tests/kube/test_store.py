@@ -288,3 +288,18 @@ def test_concurrent_writers_get_unique_versions(store: Store) -> None:
         t.join()
     versions = [int(c["metadata"]["resourceVersion"]) for c in store.list("configmaps")[0]]
     assert len(versions) == len(set(versions)) == 100
+
+
+def test_dry_run_changes_nothing(store: Store) -> None:
+    rv = store.resource_version
+    out = store.create("deployments", deployment(), dry_run=True)
+    assert out["metadata"]["generation"] == 1 and store.try_get("deployments", "default", "nginx-deployment") is None
+    assert store.resource_version == rv
+    store.create("deployments", deployment())
+    rv = store.resource_version
+    out = store.mutate("deployments", "default", "nginx-deployment", lambda o: o["spec"].update(replicas=7),
+                       dry_run=True)
+    assert out["spec"]["replicas"] == 7
+    assert store.get("deployments", "default", "nginx-deployment")["spec"]["replicas"] == 2
+    assert store.delete("deployments", "default", "nginx-deployment", dry_run=True).finished
+    assert store.try_get("deployments", "default", "nginx-deployment") is not None and store.resource_version == rv

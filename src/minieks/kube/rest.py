@@ -72,6 +72,11 @@ class ExecUpgrade:
     key: str
 
 
+def _dry(req: Request) -> bool:
+    """dryRun=All: run every check and return the result, store nothing (kubectl --dry-run=server)."""
+    return "All" in req.query.get("dryRun", [])
+
+
 def _json(code: int, obj: Any, content_type: str = JSON) -> Response:
     return Response(code, json.dumps(obj, separators=(",", ":")).encode(), content_type)
 
@@ -291,9 +296,7 @@ class RestApi:
         body = self._body(req)
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
-        if flag(req.query, "dryRun") or first(req.query, "dryRun") == "All":
-            return _json(201, body)
-        obj = self.store.create(r.rt.plural, body, namespace=r.namespace)
+        obj = self.store.create(r.rt.plural, body, namespace=r.namespace, dry_run=_dry(req))
         return _json(201, obj)
 
     def _update(self, req: Request, r: Route, part: str) -> Response:
@@ -305,7 +308,7 @@ class RestApi:
         if name and name != r.name:
             raise bad_request(f"the name of the object ({name}) does not match the name on the URL ({r.name})")
         body.setdefault("metadata", {})["name"] = r.name
-        obj = self.store.update(r.rt.plural, body, namespace=r.namespace, part=part)
+        obj = self.store.update(r.rt.plural, body, namespace=r.namespace, part=part, dry_run=_dry(req))
         return _json(200, obj)
 
     def _patch_type(self, req: Request) -> str:
@@ -323,9 +326,10 @@ class RestApi:
                 if not isinstance(body, dict):
                     raise bad_request("apply patch must be an object")
                 body.setdefault("metadata", {})["name"] = r.name
-                return _json(201, self.store.create(r.rt.plural, body, namespace=r.namespace))
+                return _json(201, self.store.create(r.rt.plural, body, namespace=r.namespace, dry_run=_dry(req)))
         obj = self.store.mutate(r.rt.plural, r.namespace, r.name,
-                                lambda cur: apply_patch(cur, body, patch_type, r.rt.kind), part=part)
+                                lambda cur: apply_patch(cur, body, patch_type, r.rt.kind), part=part,
+                                dry_run=_dry(req))
         return _json(200, obj)
 
     def _delete(self, req: Request, r: Route) -> Response:
@@ -341,7 +345,8 @@ class RestApi:
         result = self.store.delete(r.rt.plural, r.namespace, r.name,
                                    grace_period=int(grace) if grace is not None else None,
                                    propagation=propagation, precondition_uid=pre.get("uid"),
-                                   precondition_rv=pre.get("resourceVersion"))
+                                   precondition_rv=pre.get("resourceVersion"),
+                                   dry_run=_dry(req) or "All" in (opts.get("dryRun") or []))
         if not result.finished:
             return _json(200, result.object)
         details = {"name": r.name}
@@ -404,7 +409,7 @@ class RestApi:
             cur.setdefault("spec", {})["replicas"] = replicas
             return cur
 
-        obj = store.mutate(rt.plural, r.namespace, r.name, change, part="all")
+        obj = store.mutate(rt.plural, r.namespace, r.name, change, part="all", dry_run=_dry(req))
         return _json(200, self._scale_of(obj))
 
     # --- pods: exec and log ------------------------------------------------------------------

@@ -24,6 +24,7 @@ Deletion in short:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sqlite3
@@ -32,7 +33,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import defaults, validation
 from .errors import ApiError, already_exists, bad_request, conflict, forbidden, gone, not_found
@@ -93,6 +94,8 @@ class Store:
         self._watches: set[Watch] = set()
         self._subscriptions: list[Subscription] = []
         self._rv = 0
+        self._dry = threading.local()
+        self._dry.active = False
         self._db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
         self._init_db(bool(path))
         self._floor = self._rv          # every change after this version is in the log
@@ -150,6 +153,16 @@ class Store:
         """The version of the latest change (what a list returns as metadata.resourceVersion)."""
         return self._rv
 
+    @contextlib.contextmanager
+    def _dry_run(self, active: bool) -> Iterator[None]:
+        """While active (this thread, under the lock), _commit changes nothing and publishes nothing."""
+        before = getattr(self._dry, "active", False)
+        self._dry.active = before or active
+        try:
+            yield
+        finally:
+            self._dry.active = before
+
     def _now(self) -> str:
         return rfc3339(self._clock())
 
@@ -197,6 +210,8 @@ class Store:
 
         `new` is the state to store (None removes); for a removal `old` is the last state to
         publish in the DELETED event."""
+        if getattr(self._dry, "active", False):
+            return new if new is not None else clone(old)   # type: ignore[return-value]
         rv = self._rv + 1
         stored = self._objects[res].get(key)
         snapshot = new if new is not None else clone(old)
@@ -268,12 +283,13 @@ class Store:
 
     # --- create ----------------------------------------------------------------------------
 
-    def create(self, resource: str, obj: dict[str, Any], *, namespace: str | None = None) -> dict[str, Any]:
+    def create(self, resource: str, obj: dict[str, Any], *, namespace: str | None = None,
+               dry_run: bool = False) -> dict[str, Any]:
         """Store a new object (a copy of `obj`) and return it as stored.
 
         `namespace` defaults to obj.metadata.namespace (then "default"); metadata.generateName
         works as on a real server. Raises 409 AlreadyExists, 422 Invalid, 404 for a missing
-        namespace, 400 for a body of another kind."""
+        namespace, 400 for a body of another kind. `dry_run`: every check, nothing written."""
         rt = self._rt(resource)
         new = clone(obj)
         if not isinstance(new, dict):
@@ -288,7 +304,7 @@ class Store:
             meta["namespace"] = namespace or body_ns or "default"
         else:
             meta.pop("namespace", None)
-        with self._lock:
+        with self._lock, self._dry_run(dry_run):
             if not meta.get("name") and meta.get("generateName"):
                 for _ in range(16):
                     candidate = str(meta["generateName"]) + self._suffix()
@@ -352,7 +368,7 @@ class Store:
     # --- update ----------------------------------------------------------------------------
 
     def update(self, resource: str, obj: dict[str, Any], *, namespace: str | None = None,
-               part: str = "all") -> dict[str, Any]:
+               part: str = "all", dry_run: bool = False) -> dict[str, Any]:
         """Replace an object (PUT). `part` says what the caller may change:
 
         - "all": everything but system metadata (in-process controllers);
@@ -369,19 +385,20 @@ class Store:
             raise bad_request("the namespace of the provided object does not match the namespace sent on "
                               "the request")
         body = clone(obj)
-        return self.mutate(resource, ns, name, lambda _cur: body, part=part)
+        return self.mutate(resource, ns, name, lambda _cur: body, part=part, dry_run=dry_run)
 
     def update_status(self, resource: str, obj: dict[str, Any], *, namespace: str | None = None) -> dict[str, Any]:
         """Replace only the status (PUT .../status)."""
         return self.update(resource, obj, namespace=namespace, part="status")
 
     def mutate(self, resource: str, namespace: str | None, name: str,
-               fn: Callable[[dict[str, Any]], dict[str, Any] | None], *, part: str = "all") -> dict[str, Any]:
+               fn: Callable[[dict[str, Any]], dict[str, Any] | None], *, part: str = "all",
+               dry_run: bool = False) -> dict[str, Any]:
         """Atomic read-modify-write: `fn` gets a copy of the current object and returns the new one
         (or changes it in place and returns None). Runs under the store lock: keep it short and
         do not wait on other threads in it. A no-op change writes nothing and keeps the version."""
         rt = self._rt(resource)
-        with self._lock:
+        with self._lock, self._dry_run(dry_run):
             key = self._key(rt, namespace, name)
             old = self._objects[resource].get(key)
             if old is None:
@@ -462,11 +479,11 @@ class Store:
 
     def delete(self, resource: str, namespace: str | None, name: str, *, grace_period: int | None = None,
                propagation: str | None = None, precondition_uid: str | None = None,
-               precondition_rv: str | None = None) -> DeleteResult:
+               precondition_rv: str | None = None, dry_run: bool = False) -> DeleteResult:
         """Delete (DELETE): pods bound to a node are deleted gracefully, objects with finalizers wait
         for them; dependents are garbage collected per `propagation` (Background by default)."""
         rt = self._rt(resource)
-        with self._lock:
+        with self._lock, self._dry_run(dry_run):
             key = self._key(rt, namespace, name)
             obj = self._objects[resource].get(key)
             if obj is None:

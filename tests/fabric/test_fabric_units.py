@@ -76,7 +76,8 @@ def test_igw_route_mode_forwards_the_vpc_range_both_ways_without_nat():
     text = igw_route_rules("192.168.0.0/16")
     nat = text.split("*filter")[0]
     assert "-A " not in nat and "COMMIT" in nat                # an empty nat table clears eip rules
-    assert '-A FORWARD -i vpc0 -o inet0 -s 192.168.0.0/16 -m comment --comment "IGW route mode: from the VPC" -j ACCEPT' in text
+    assert ('-A FORWARD -i vpc0 -o inet0 -s 192.168.0.0/16 -m comment --comment "IGW route mode: from the VPC" '
+            "-j ACCEPT") in text
     assert "-A FORWARD -i inet0 -o vpc0 -d 192.168.0.0/16 " in text and ":FORWARD DROP" in text
     assert text.count("COMMIT") == 2
     assert check_igw_mode("route") == "route" and check_igw_mode("eip") == "eip"

@@ -468,12 +468,12 @@ class Store:
         return self._commit(rt.plural, key, "MODIFIED", new, old)
 
     def patch(self, resource: str, namespace: str | None, name: str, body: Any, patch_type: str = "merge",
-              *, part: str = "all") -> dict[str, Any]:
+              *, part: str = "all", dry_run: bool = False) -> dict[str, Any]:
         """Apply a patch ("merge", "strategic", "json"; see patch.py) atomically."""
         from .patch import apply_patch
         kind = self._rt(resource).kind
         return self.mutate(resource, namespace, name, lambda cur: apply_patch(cur, body, patch_type, kind),
-                           part=part)
+                           part=part, dry_run=dry_run)
 
     # --- delete ----------------------------------------------------------------------------
 

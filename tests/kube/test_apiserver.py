@@ -225,3 +225,60 @@ def test_version_document() -> None:
     assert version_document("v1.29.0")["minor"] == "29"
     with pytest.raises(ValueError):
         version_document("1.31")
+
+
+def test_concurrent_writers_and_a_watch(cluster: tuple[Store, ApiServer, Kubectl]) -> None:
+    """Parallel keep-alive connections write; one watch sees every change once, in version order."""
+    import threading
+    store, server, _ = cluster
+    store.create("namespaces", {"metadata": {"name": "busy"}})
+    start = store.resource_version
+    errors: list[str] = []
+
+    def writer(prefix: str) -> None:
+        client = Client(server)
+        for i in range(25):
+            code, body = client.json("POST", "/api/v1/namespaces/busy/configmaps",
+                                     {"metadata": {"name": f"{prefix}-{i}"}, "data": {"i": str(i)}})
+            if code != 201:
+                errors.append(str(body))
+            code, body = client.json("PATCH", f"/api/v1/namespaces/busy/configmaps/{prefix}-{i}",
+                                     {"data": {"patched": "yes"}}, Content_Type="application/merge-patch+json")
+            if code != 200:
+                errors.append(str(body))
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in "abcd"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    sock, events = _watch_lines(server, f"/api/v1/namespaces/busy/configmaps?watch=true&resourceVersion={start}",
+                                "application/json", 200)
+    sock.close()
+    versions = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
+    assert len(events) == 200 and versions == sorted(versions) and len(set(versions)) == 200
+    assert sorted(e["type"] for e in events) == ["ADDED"] * 100 + ["MODIFIED"] * 100
+
+
+def test_scale_subresource_put_and_replicasets(cluster: tuple[Store, ApiServer, Kubectl], wire: Client) -> None:
+    from .helpers import deployment, replicaset_for
+    store = cluster[0]
+    d = store.create("deployments", deployment("scaled", app="scaled"))
+    rs = store.create("replicasets", replicaset_for(d))
+    base = "/apis/apps/v1/namespaces/default/deployments/scaled/scale"
+    code, scale = wire.json("GET", base)
+    assert scale == {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                     "metadata": {k: d["metadata"][k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                                                "creationTimestamp")},
+                     "spec": {"replicas": 2}, "status": {"replicas": 0, "selector": "app=scaled"}}
+    scale["spec"]["replicas"] = 4
+    code, put = wire.json("PUT", base, scale)
+    assert code == 200 and put["spec"]["replicas"] == 4
+    code, stale = wire.json("PUT", base, scale)
+    assert code == 409 and stale["reason"] == "Conflict"
+    rs_path = f"/apis/apps/v1/namespaces/default/replicasets/{rs['metadata']['name']}/scale"
+    code, out = wire.json("PATCH", rs_path, {"spec": {"replicas": 3}},
+                          Content_Type="application/strategic-merge-patch+json")
+    assert code == 200 and store.get("replicasets", "default", rs["metadata"]["name"])["spec"]["replicas"] == 3
+    assert store.get("deployments", "default", "scaled")["metadata"]["generation"] == 2

@@ -100,7 +100,8 @@ def test_discovery_media_types(wire: Client) -> None:
 
 def test_openapi(wire: Client) -> None:
     code, index = wire.json("GET", "/openapi/v3")
-    assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/crd.k8s.amazonaws.com/v1alpha1"}
+    assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1",
+                                   "apis/crd.k8s.amazonaws.com/v1alpha1"}
     code, doc = wire.json("GET", index["paths"]["apis/apps/v1"]["serverRelativeURL"])
     patch = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
     assert patch["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}

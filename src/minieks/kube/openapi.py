@@ -23,7 +23,8 @@ META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 _META_TYPES = {"ObjectMeta", "LabelSelector", "LabelSelectorRequirement", "OwnerReference",
                "ManagedFieldsEntry", "ListMeta", "Status", "StatusDetails", "StatusCause", "Condition",
                "DeleteOptions", "Preconditions"}
-_KIND_PACKAGES = {"": "io.k8s.api.core.v1.", "apps": "io.k8s.api.apps.v1."}
+_KIND_PACKAGES = {"": "io.k8s.api.core.v1.", "apps": "io.k8s.api.apps.v1.",
+                  "coordination.k8s.io": "io.k8s.api.coordination.v1."}
 _VERSION_PREFIX = re.compile(r"^(?:[A-Z][a-z]+)*V\d+(?:alpha\d+|beta\d+)?")
 PATCH_REF = META + "Patch"
 

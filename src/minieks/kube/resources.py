@@ -94,6 +94,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True,
                  short_names=("ds",), categories=("all",),
                  subresources=(_status("DaemonSet"),), tracks_generation=True),
+    ResourceType("coordination.k8s.io", "v1", "leases", "lease", "Lease", True),
     ResourceType("crd.k8s.amazonaws.com", "v1alpha1", "eniconfigs", "eniconfig", "ENIConfig", False),
 )
 

@@ -416,6 +416,13 @@ CONFIGMAP_COLUMNS = (
     AGE,
 )
 
+LEASE_COLUMNS = (
+    NAME,
+    Column("Holder", lambda lease, _n: _get(lease, "spec", "holderIdentity", default=""),
+           description="holderIdentity contains the identity of the holder of a current lease."),
+    AGE,
+)
+
 CRD_COLUMNS = (NAME, Column("Age", _age, type="date", description=AGE.description))
 
 DEFAULT_COLUMNS = (
@@ -429,7 +436,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     "pods": POD_COLUMNS, "nodes": NODE_COLUMNS, "deployments": DEPLOYMENT_COLUMNS,
     "replicasets": REPLICASET_COLUMNS, "daemonsets": DAEMONSET_COLUMNS, "events": EVENT_COLUMNS,
     "namespaces": NAMESPACE_COLUMNS, "services": SERVICE_COLUMNS, "configmaps": CONFIGMAP_COLUMNS,
-    "eniconfigs": CRD_COLUMNS,
+    "leases": LEASE_COLUMNS, "eniconfigs": CRD_COLUMNS,
 }
 
 

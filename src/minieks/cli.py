@@ -17,9 +17,11 @@ from minieks import __version__
 from minieks.aws import instance_types
 from minieks.aws.max_pods import MaxPods, MaxPodsError, MaxPodsOptions, calculate
 from minieks.cluster import command as cluster_command
+from minieks.cluster import ssh as ssh_command
 from minieks.ec2 import command as ec2_command
 from minieks.fabric import command as fabric_command
 from minieks.ipamd import command as ipamd_command
+from minieks.lab import command as lab_command
 from minieks.textout import aws_table, columns
 from minieks.usage import UsageError
 
@@ -130,9 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_max_pods)
 
     cluster_command.add_parser(sub)
+    ssh_command.add_parser(sub)
     ec2_command.add_parser(sub)
     fabric_command.add_parser(sub)
     ipamd_command.add_parser(sub)
+    lab_command.add_parser(sub)
     return parser
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 
 from minieks.aws import instance_types
 from minieks.cluster import naming, system
-from minieks.cluster.spec import ClusterSpec
+from minieks.cluster.spec import DEFAULT_CNI_ENV, ClusterSpec, NodeGroupSpec
 from minieks.ec2.latency import Latency
 from minieks.ec2.service import Ec2Service
 from minieks.fabric.lab import Lab, LabNode, state_dir
@@ -78,9 +79,79 @@ class ClusterRuntime:
                     self.store.create(name, obj, namespace=namespace)
                 except ApiError as err:
                     log.warning("could not create %s %s: %s", name, obj["metadata"]["name"], err)
+        from minieks.cluster.admin import AdminServer
+        self.admin = AdminServer(self, self.api.token).start()
+        self._save_endpoints()
+        self._aws_node_sub = self.store.subscribe(self._on_aws_node, "daemonsets", "kube-system",
+                                                  fields="metadata.name=aws-node")
         self.ready.set()
         self.progress("cluster ready")
         return self
+
+    # ------------------------------------------------------------ aws-node's environment
+    def _on_aws_node(self, ev) -> None:
+        """`kubectl set env daemonset aws-node ...` rolls aws-node: every ipamd restarts with the new env."""
+        if ev.type != "MODIFIED":
+            return
+        containers = ev.object["spec"]["template"]["spec"].get("containers") or []
+        env = {e["name"]: e["value"] for c in containers if c.get("name") == "aws-node"
+               for e in c.get("env") or [] if "value" in e}
+        if not env or env == self.spec.cni_environment:
+            return
+        base = dict(DEFAULT_CNI_ENV, CLUSTER_NAME=self.spec.name)
+        self.spec = self.spec.model_copy(update={"cni_env": {k: v for k, v in env.items() if base.get(k) != v}})
+        self._persist_spec()
+        for kubelet in list(self.kubelets.values()):
+            kubelet.node.cni_env = {**kubelet.node.cni_env, **self.spec.cni_environment}
+            self.progress(f"restarting aws-node (ipamd) on {kubelet.node_name} with the new environment")
+            self.lab.stop_ipamd(kubelet.node)
+            self.lab.start_ipamd(kubelet.node, kubelet.max_pods)
+
+    def _persist_spec(self) -> None:
+        (self.state / "cluster.json").write_text(self.spec.model_dump_json(by_alias=True, indent=1))
+
+    # ---------------------------------------------------------------------- node groups
+    def add_node_group(self, group: NodeGroupSpec) -> list[str]:
+        """eksctl create nodegroup: launch the group's instances, each with its ipamd and kubelet."""
+        if any(g.name == group.name for g in self.spec.node_groups):
+            raise ValueError(f"node group {group.name} already exists")
+        self.spec = self.spec.model_copy(update={"node_groups": [*self.spec.node_groups, group]})
+        self._persist_spec()
+        before = set(self.kubelets)
+        self._launch(group, 0)
+        return sorted(set(self.kubelets) - before)
+
+    def delete_node_group(self, name: str, timeout: float = 120) -> list[str]:
+        """eksctl delete nodegroup: cordon and drain the nodes, then terminate them."""
+        if not any(g.name == name for g in self.spec.node_groups):
+            raise ValueError(f"no node group {name}")
+        victims = [k for k in self.kubelets.values() if k.nodegroup == name]
+        for k in victims:
+            self.store.mutate("nodes", None, k.node_name, lambda n: n["spec"].update(unschedulable=True))
+        for k in victims:
+            pods, _ = self.store.list("pods", fields=f"spec.nodeName={k.node_name}")
+            for pod in pods:
+                owners = pod["metadata"].get("ownerReferences") or []
+                if not any(o.get("kind") == "DaemonSet" for o in owners):
+                    self.store.delete("pods", pod["metadata"]["namespace"], pod["metadata"]["name"])
+        deadline = time.time() + timeout
+        for k in victims:
+            while time.time() < deadline and any(
+                    not any(o.get("kind") == "DaemonSet" for o in p["metadata"].get("ownerReferences") or [])
+                    for p in self.store.list("pods", fields=f"spec.nodeName={k.node_name}")[0]):
+                time.sleep(0.2)
+        for k in victims:
+            k.stop()
+            self.lab.stop_ipamd(k.node)
+            self.lab.ec2.terminate_instances(InstanceIds=[k.node.instance_id])
+            for pod in self.store.list("pods", fields=f"spec.nodeName={k.node_name}")[0]:
+                self.store.delete("pods", pod["metadata"]["namespace"], pod["metadata"]["name"], grace_period=0)
+            self.store.delete("nodes", None, k.node_name)
+            self.lab.nodes.pop(k.node.instance_id, None)
+            del self.kubelets[k.node_name]
+        self.spec = self.spec.model_copy(update={"node_groups": [g for g in self.spec.node_groups if g.name != name]})
+        self._persist_spec()
+        return [k.node_name for k in victims]
 
     def _endpoints(self) -> dict:
         try:
@@ -90,7 +161,8 @@ class ClusterRuntime:
 
     def _save_endpoints(self) -> None:
         data = {"ec2_port": self.lab.server.port, "ec2_url": self.lab.server.url, "api_port": self.api.port,
-                "api_url": self.api.url, "kubeconfig": str(self.state / "kubeconfig")}
+                "api_url": self.api.url, "kubeconfig": str(self.state / "kubeconfig"),
+                "admin_url": self.admin.url if getattr(self, "admin", None) else None}
         (self.state / "endpoints.json").write_text(json.dumps(data, indent=1))
 
     # ------------------------------------------------------------------------- EC2 resources
@@ -119,18 +191,22 @@ class ClusterRuntime:
             for inst in have:
                 self._start_node(lab.adopt_node(inst, subnet_names.get(inst["SubnetId"], ""), spec.cni_environment),
                                  inst, group.name, group.instance_type, adopted=True)
-            order = group.subnets or [s.name for s in spec.subnets]
-            for n in range(len(have), group.desired_capacity):
-                subnet = order[n % len(order)]
-                self.progress(f"launching node {n + 1}/{group.desired_capacity} of {group.name} "
-                              f"({group.instance_type}) in {subnet}")
-                tags = {"Name": f"{spec.name}-{group.name}-Node", "eks:cluster-name": spec.name,
-                        "eks:nodegroup-name": group.name, "alpha.eksctl.io/nodegroup-name": group.name,
-                        f"kubernetes.io/cluster/{spec.name}": "owned"}
-                max_pods = self._max_pods(group.instance_type)
-                node = lab.add_node(group.instance_type, subnet, spec.cni_environment, max_pods=max_pods, tags=tags)
-                inst = ec2.describe_instances(InstanceIds=[node.instance_id])["Reservations"][0]["Instances"][0]
-                self._start_node(node, inst, group.name, group.instance_type, adopted=False)
+            self._launch(group, len(have))
+
+    def _launch(self, group: NodeGroupSpec, start: int) -> None:
+        spec, lab = self.spec, self.lab
+        order = group.subnets or [s.name for s in spec.subnets]
+        for n in range(start, group.desired_capacity):
+            subnet = order[n % len(order)]
+            self.progress(f"launching node {n + 1}/{group.desired_capacity} of {group.name} "
+                          f"({group.instance_type}) in {subnet}")
+            tags = {"Name": f"{spec.name}-{group.name}-Node", "eks:cluster-name": spec.name,
+                    "eks:nodegroup-name": group.name, "alpha.eksctl.io/nodegroup-name": group.name,
+                    f"kubernetes.io/cluster/{spec.name}": "owned"}
+            max_pods = self._max_pods(group.instance_type)
+            node = lab.add_node(group.instance_type, subnet, spec.cni_environment, max_pods=max_pods, tags=tags)
+            inst = lab.ec2.describe_instances(InstanceIds=[node.instance_id])["Reservations"][0]["Instances"][0]
+            self._start_node(node, inst, group.name, group.instance_type, adopted=False)
 
     def _max_pods(self, instance_type: str) -> int:
         pd = self.spec.cni_environment.get("ENABLE_PREFIX_DELEGATION", "false").lower() == "true"
@@ -142,6 +218,7 @@ class ClusterRuntime:
         zone = inst["Placement"]["AvailabilityZone"]
         node_name = naming.node_name(node.primary_ip, spec.region)
         node.name = node_name
+        self.lab._save()
         max_pods = self._max_pods(instance_type)
         if adopted:
             self.progress(f"resuming node {node_name}")
@@ -174,6 +251,10 @@ class ClusterRuntime:
     # -------------------------------------------------------------------------------- stop
     def stop(self) -> None:
         """Stop serving; namespaces, pods and state stay for the next `minieks up`."""
+        if getattr(self, "_aws_node_sub", None) and self.store:
+            self.store.unsubscribe(self._aws_node_sub)
+        if getattr(self, "admin", None):
+            self.admin.stop()
         for kubelet in self.kubelets.values():
             kubelet.stop()
         for controller in self.controllers:

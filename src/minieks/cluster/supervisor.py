@@ -157,3 +157,33 @@ def status(name: str) -> str:
 def kubeconfig(name: str, print_content: bool) -> str:
     path = Path(endpoints(name)["kubeconfig"])
     return path.read_text() if print_content else f"{path}\n"
+
+
+def _admin(name: str, method: str, path: str, body: dict | None = None) -> dict:
+    from minieks.cluster.admin import call
+    if not running_pid(name):
+        raise UsageError(f"cluster {name} is not running ('minieks up' first)")
+    ep = endpoints(name)
+    token = (state_dir(name) / "pki" / "token").read_text().strip()
+    try:
+        return call(ep["admin_url"], token, method, path, body)
+    except RuntimeError as err:
+        raise UsageError(str(err)) from None
+
+
+def nodegroups(name: str) -> str:
+    groups = _admin(name, "GET", "/nodegroups")["nodegroups"]
+    lines = [f"{'NODEGROUP':10} {'INSTANCE TYPE':14} {'NODES':6} NODE NAMES"]
+    for g in groups:
+        lines.append(f"{g['name']:10} {g['instanceType']:14} {len(g['nodes']):<6} {', '.join(g['nodes'])}")
+    return "\n".join(lines) + "\n"
+
+
+def create_nodegroup(name: str, group: str, instance_type: str, nodes: int) -> str:
+    out = _admin(name, "POST", "/nodegroups", {"name": group, "instanceType": instance_type, "desiredCapacity": nodes})
+    return "".join(f"created node {n} in node group {group}\n" for n in out["nodes"])
+
+
+def delete_nodegroup(name: str, group: str) -> str:
+    out = _admin(name, "DELETE", f"/nodegroups/{group}")
+    return "".join(f"drained and terminated node {n}\n" for n in out["deleted"]) + f"node group {group} deleted\n"

@@ -55,6 +55,7 @@ class LabNode:
     subnet: str
     socket: str
     cni_env: dict[str, str] = field(default_factory=dict)
+    instance_type: str = ""
 
 
 @dataclass
@@ -124,7 +125,7 @@ class Lab:
         node_dir.mkdir(parents=True, exist_ok=True)
         env = {"ENABLE_IPv4": "true", "ENABLE_IPv6": "false", "CLUSTER_NAME": self.name, **(cni_env or {})}
         node = LabNode(name=iid, instance_id=iid, namespace=namespace, primary_ip=instance["PrivateIpAddress"],
-                       subnet=subnet, socket=str(node_dir / "ipamd.sock"), cni_env=env)
+                       subnet=subnet, socket=str(node_dir / "ipamd.sock"), cni_env=env, instance_type=instance_type)
         self.nodes[iid] = node
         self.start_ipamd(node, max_pods, wait)
         self._save()
@@ -140,7 +141,8 @@ class Lab:
         node_dir.mkdir(parents=True, exist_ok=True)
         env = {"ENABLE_IPv4": "true", "ENABLE_IPv6": "false", "CLUSTER_NAME": self.name, **(cni_env or {})}
         node = LabNode(name=iid, instance_id=iid, namespace=namespace, primary_ip=instance["PrivateIpAddress"],
-                       subnet=subnet, socket=str(node_dir / "ipamd.sock"), cni_env=env)
+                       subnet=subnet, socket=str(node_dir / "ipamd.sock"), cni_env=env,
+                       instance_type=instance["InstanceType"])
         self.nodes[iid] = node
         return node
 
@@ -171,8 +173,8 @@ class Lab:
         """A pod sandbox: its namespace, then CNI ADD through the real plugin (as kubelet does).
         On failure the sandbox is removed again and runtime.CniCallError carries the plugin's message."""
         uid = uid or hashlib.sha1(f"{namespace}/{name}/{time.time_ns()}".encode()).hexdigest()[:32]
-        sandbox = hashlib.sha256(f"sandbox/{uid}".encode()).hexdigest()
-        pod_ns = f"{node.namespace}-{sandbox[:12]}"
+        sandbox = sandbox_id(uid)
+        pod_ns = sandbox_netns(node, uid)
         netns.create(pod_ns)
         ref = runtime.PodRef(namespace, name, uid, sandbox, netns.path(pod_ns))
         try:
@@ -236,6 +238,16 @@ class Lab:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def sandbox_id(uid: str) -> str:
+    """The pod sandbox's id (CNI_CONTAINERID): stable per pod, so a repeated ADD is idempotent."""
+    return hashlib.sha256(f"sandbox/{uid}".encode()).hexdigest()
+
+
+def sandbox_netns(node: LabNode, uid: str) -> str:
+    """The pod's network namespace: under its node's name, so one prefix removes the node's pods too."""
+    return f"{node.namespace}-{sandbox_id(uid)[:12]}"
 
 
 def cleanup(lab: str, keep_state: bool = False) -> list[str]:

@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from minieks.aws import instance_types
 from minieks.cluster import naming
 from minieks.cni.runtime import CniCallError
-from minieks.fabric.lab import Lab, LabNode, LabPod
+from minieks.fabric import netns
+from minieks.fabric.lab import Lab, LabNode, LabPod, sandbox_id, sandbox_netns
 from minieks.kube.controller import Controller, Key
 from minieks.kube.events import EventRecorder
 from minieks.kube.images import ImageServers, image_name, stops_on_sigterm
@@ -108,6 +109,12 @@ class Kubelet(Controller):
                                         "kubeletVersion": naming.KUBELET_VERSIONS[self.kube_version],
                                         "kubeProxyVersion": naming.KUBELET_VERSIONS[self.kube_version],
                                         "operatingSystem": "linux", "architecture": "amd64"}}}
+        lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                 "metadata": {"name": self.node_name, "namespace": "kube-node-lease"},
+                 "spec": {"holderIdentity": self.node_name, "leaseDurationSeconds": 40,
+                          "renewTime": rfc3339(time.time()).replace("Z", ".000000Z")}}
+        if self.store.try_get("leases", "kube-node-lease", self.node_name) is None:
+            self.store.create("leases", lease, namespace="kube-node-lease")
         if self.store.try_get("nodes", None, self.node_name) is None:
             self.store.create("nodes", node)
         else:
@@ -167,8 +174,7 @@ class Kubelet(Controller):
             self._attempts[key] = attempts
             delay = min(2 ** (attempts - 1), MAX_BACKOFF)
             self._not_before[key] = time.time() + delay
-            sandbox_id = hashlib.sha256(f"sandbox/{meta['uid']}".encode()).hexdigest()
-            self.events.record(pod, "Warning", "FailedCreatePodSandBox", sandbox_message(sandbox_id, err.msg))
+            self.events.record(pod, "Warning", "FailedCreatePodSandBox", sandbox_message(sandbox_id(meta["uid"]), err.msg))
             self._set_creating(pod)
             self._later(key, delay)
             return None
@@ -281,5 +287,13 @@ class Kubelet(Controller):
             timer.cancel()
 
     def netns_of(self, namespace: str, name: str) -> str | None:
+        """The pod's namespace: its sandbox, or (just after a restart, before the kubelet has re-checked
+        it) the namespace its sandbox always has, if that exists."""
         sandbox = self.sandboxes.get((namespace, name))
-        return sandbox.netns if sandbox else None
+        if sandbox:
+            return sandbox.netns
+        pod = self.store.try_get("pods", namespace, name)
+        if pod and (pod.get("status") or {}).get("phase") == "Running":
+            candidate = sandbox_netns(self.node, pod["metadata"]["uid"])
+            return candidate if netns.exists(candidate) else None
+        return None

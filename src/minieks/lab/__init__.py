@@ -1,0 +1,1 @@
+"""The lab as a product: the seed scenario's steps, run live on a minieks cluster and reported."""

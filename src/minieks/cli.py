@@ -24,6 +24,7 @@ from minieks.ipamd import command as ipamd_command
 from minieks.lab import command as lab_command
 from minieks.textout import aws_table, columns
 from minieks.usage import UsageError
+from minieks.web import command as web_command
 
 EXIT_USAGE = 2
 
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     ec2_command.add_parser(sub)
     fabric_command.add_parser(sub)
     ipamd_command.add_parser(sub)
+    web_command.add_parser(sub)
     lab_command.add_parser(sub)
     return parser
 

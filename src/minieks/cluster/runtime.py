@@ -25,6 +25,7 @@ from minieks.kube.kubelet import Kubelet
 from minieks.kube.scheduler import Scheduler
 from minieks.kube.store import Store
 from minieks.kube.workloads import DaemonSetController, DeploymentController, ReplicaSetController
+from minieks.web.server import BoardServer
 
 log = logging.getLogger("minieks.cluster")
 GIT_VERSIONS = {"1.27": "v1.27.16-eks-2d5f260", "1.28": "v1.28.15-eks-2d5f260", "1.29": "v1.29.12-eks-2d5f260",
@@ -66,6 +67,7 @@ class ClusterRuntime:
                                  version=GIT_VERSIONS[spec.kubernetes_version], exec_handler=self.exec_target)
             self.api.start()
         self.api.write_kubeconfig(self.state / "kubeconfig", cluster=spec.name, region=spec.region)
+        self.board = BoardServer.for_runtime(self).start()       # the cluster board, on 127.0.0.1 only
         self._save_endpoints()
         self.controllers = [DeploymentController(self.store), ReplicaSetController(self.store),
                             DaemonSetController(self.store), Scheduler(self.store)]
@@ -162,7 +164,8 @@ class ClusterRuntime:
     def _save_endpoints(self) -> None:
         data = {"ec2_port": self.lab.server.port, "ec2_url": self.lab.server.url, "api_port": self.api.port,
                 "api_url": self.api.url, "kubeconfig": str(self.state / "kubeconfig"),
-                "admin_url": self.admin.url if getattr(self, "admin", None) else None}
+                "admin_url": self.admin.url if getattr(self, "admin", None) else None,
+                "board_url": self.board.url if getattr(self, "board", None) else None}
         (self.state / "endpoints.json").write_text(json.dumps(data, indent=1))
 
     # ------------------------------------------------------------------------- EC2 resources
@@ -251,6 +254,8 @@ class ClusterRuntime:
     # -------------------------------------------------------------------------------- stop
     def stop(self) -> None:
         """Stop serving; namespaces, pods and state stay for the next `minieks up`."""
+        if getattr(self, "board", None):
+            self.board.stop()
         if getattr(self, "_aws_node_sub", None) and self.store:
             self.store.unsubscribe(self._aws_node_sub)
         if getattr(self, "admin", None):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the lab needs, only those missing; idempotent and quiet when done.
+# chromium and a font: the cluster board's browser test (headless, screenshots).
 set -euo pipefail
-packages=(iptables nftables tcpdump iproute2 iputils-ping conntrack curl)
+packages=(iptables nftables tcpdump iproute2 iputils-ping conntrack curl chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

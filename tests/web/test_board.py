@@ -187,3 +187,12 @@ def test_parse_go_time():
     assert slots.parse_go_time("0001-01-01T00:00:00Z") is None
     assert slots.parse_go_time("2025-06-15T15:06:40Z") == 1_750_000_000.0
     assert abs(slots.parse_go_time("2025-06-15T15:06:40.25Z") - 1_750_000_000.25) < 1e-6
+
+
+def test_secondary_slots_in_address_order():
+    c = FakeCluster()
+    node, ds = c.add_node("ip-a")
+    ips = c.secondary_ips(node, ds, 3)
+    meta = {"interface-id": "eni-x", "local-ipv4": node.primary_ip, "ipv4s": [node.primary_ip, *reversed(ips)]}
+    got = slots.eni_slots(meta, None, False, {}, NOW, 30)
+    assert [s["ip"] for s in got] == ips

@@ -75,12 +75,13 @@ def slot(ip: str, prefix: str | None, cidr: Mapping | None, ipamd_answered: bool
 
 def eni_slots(interface: Mapping, ipamd_eni: Mapping | None, ipamd_answered: bool,
               pods_by_ip: Mapping[str, str], now: float, cooldown: float) -> list[dict]:
-    """Every slot of the ENI in EC2's order: secondary IPs, then each prefix's 16 addresses; then
-    any address ipamd still holds that EC2 no longer lists (it is being released)."""
+    """Every slot of the ENI: secondary IPs in address order (EC2 hands them out scattered), then
+    each prefix's 16 addresses; then any address ipamd still holds that EC2 no longer lists (it is
+    being released)."""
     cidrs: Mapping[str, Mapping] = (ipamd_eni or {}).get("AvailableIPv4Cidrs") or {}
     out: list[dict] = []
     seen: set[str] = set()
-    for ip in list(interface.get("ipv4s") or [])[1:]:
+    for ip in sorted(list(interface.get("ipv4s") or [])[1:], key=ipaddress.IPv4Address):
         out.append(slot(ip, None, cidrs.get(f"{ip}/32"), ipamd_answered, pods_by_ip, now, cooldown))
         seen.add(f"{ip}/32")
     for prefix in interface.get("ipv4-prefix") or []:

@@ -54,7 +54,7 @@ function slotsRow(eni, node) {
   return row;
 }
 
-function podLine(pod, withIp) {
+function podLine(pod, withIp, showStatus = true) {
   const line = el("li", "pod " + pod.status);
   line.dataset.pod = pod.namespace + "/" + pod.name;
   line.dataset.status = pod.status;
@@ -65,31 +65,50 @@ function podLine(pod, withIp) {
   if (pod.namespace !== "default") name.append(el("span", "ns", pod.namespace + "/"));
   name.append(document.createTextNode(pod.name));
   line.append(name);
-  if (pod.status !== "Running") line.append(el("span", "st", pod.status));
+  if (showStatus && pod.status !== "Running") line.append(el("span", "st", pod.status));
   return line;
+}
+
+function splitName(name) {
+  const dot = name.indexOf(".");
+  return dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ""];
+}
+
+function tally(state, n, title) {
+  const item = el("span", "tally");
+  item.title = title;
+  item.append(el("span", "slot " + state), el("b", "", n));
+  return item;
 }
 
 function nodeHead(node) {
   const head = el("div", "node-head");
   const name = el("div", "node-name");
-  name.append(el("span", node.ready ? "badge" : "badge bad", node.ready ? "Ready" : "NotReady"));
-  name.append(el("span", "", node.name));
+  const [host, domain] = splitName(node.name);
+  name.append(el("span", node.ready ? "badge" : "badge bad", node.ready ? "Ready" : "NotReady"),
+    el("span", "host-name", host), el("span", "domain", domain));
   name.title = node.name;
   head.append(name);
-  head.append(el("div", "node-facts mono",
-    [node.instanceType, node.zone, node.primaryIp, node.instanceId].filter(Boolean).join(" · ")));
+  const subnet = node.enis.length ? node.enis[0].subnet + " (" + node.enis[0].subnetCidr + ")" : "";
+  const facts = el("div", "node-facts");
+  facts.append(el("span", "ip", node.primaryIp), " · " +
+    [node.instanceType, node.zone, node.instanceId].filter(Boolean).join(" · "));
+  facts.title = [node.primaryIp, node.instanceType, node.zone, subnet, node.instanceId].filter(Boolean).join(" · ");
+  head.append(facts);
   const counts = el("div", "node-counts");
   const pods = el("span", "count");
   pods.append("pods ", el("b", "", node.podCount + "/" + (node.maxPods ?? "?")));
+  pods.title = "pods on this node (host network ones included) / max pods";
   const meter = el("div", "meter" + (node.maxPods && node.podCount >= node.maxPods ? " full" : ""));
   const bar = el("div");
   bar.style.width = Math.min(100, node.maxPods ? (100 * node.podCount) / node.maxPods : 0) + "%";
   meter.append(bar);
   const enis = el("span", "count");
   enis.append("ENIs ", el("b", "", node.eniCount + "/" + (node.maxEnis ?? "?")));
+  enis.title = "ENIs attached / the instance type's maximum";
   const c = node.counts;
-  const slots = el("span", "count", c.assigned + " assigned · " + c.warm + " warm · " + c.cooldown + " cooling");
-  counts.append(pods, meter, enis, slots);
+  counts.append(pods, meter, enis, tally("assigned", c.assigned, "addresses assigned to pods"),
+    tally("warm", c.warm, "warm addresses"), tally("cooldown", c.cooldown, "addresses cooling down"));
   head.append(counts);
   if (!node.ipamd.ok) head.append(el("div", "ipamd-error", "ipamd: " + (node.ipamd.error || "not answering")));
   return head;
@@ -99,8 +118,11 @@ function eniBlock(eni, node) {
   const block = el("div", "eni");
   block.dataset.eni = eni.id;
   const head = el("div", "eni-head");
+  const other = node.enis.length && eni.subnetId !== node.enis[0].subnetId;  // custom networking
+  const notes = [other ? eni.subnet : "", eni.excluded ? "excluded from pods" : "",
+    eni.inIpamd ? "" : "not in ipamd"].filter(Boolean).join(" · ");
   head.append(el("span", "eni-dev", "eth" + eni.device), el("span", "eni-id", eni.id),
-    el("span", "ip", eni.primaryIp), el("span", "eni-sub", eni.subnet + (eni.excluded ? " · excluded" : "")));
+    el("span", "ip", eni.primaryIp), el("span", "eni-sub", notes));
   head.title = eni.id + " · device " + eni.device + " · primary " + eni.primaryIp + " · " + eni.subnet +
     " (" + eni.subnetId + ", " + eni.subnetCidr + ")";
   block.append(head, slotsRow(eni, node));
@@ -163,7 +185,7 @@ function pendingArea(pending) {
     card.append(" · " + pods.length + (pods.length === 1 ? " pod" : " pods") + (first.node ? " on " + first.node : ""));
     const names = el("ul", "pods");
     for (const pod of pods.slice(0, 6)) {
-      names.append(podLine({ namespace: pod.namespace, name: pod.name, status: "Pending", ip: "" }, false));
+      names.append(podLine({ namespace: pod.namespace, name: pod.name, status: "Pending", ip: "" }, false, false));
     }
     if (pods.length > 6) names.append(el("li", "pending-more", "… and " + (pods.length - 6) + " more"));
     card.append(names);
@@ -182,7 +204,7 @@ function render(snap) {
   document.title = "minieks board · " + snap.cluster;
   const totals = document.getElementById("totals");
   totals.replaceChildren(el("b", "", snap.totals.nodes), " nodes · ", el("b", "", snap.totals.pods), " pods · ",
-    el("b", "", snap.totals.pending), " pending");
+    el("b", snap.totals.pending ? "warn" : "", snap.totals.pending), " pending");
   const nodes = document.getElementById("nodes");
   nodes.replaceChildren(...snap.nodes.map(nodeBox));
   if (!snap.nodes.length) nodes.append(el("div", "empty", "no nodes yet"));

@@ -151,6 +151,10 @@ class ClusterRuntime:
             self.store.delete("nodes", None, k.node_name)
             self.lab.nodes.pop(k.node.instance_id, None)
             del self.kubelets[k.node_name]
+        time.sleep(0.5)                      # the pod garbage collector: pods of vanished nodes go at once
+        for k in victims:
+            for pod in self.store.list("pods", fields=f"spec.nodeName={k.node_name}")[0]:
+                self.store.delete("pods", pod["metadata"]["namespace"], pod["metadata"]["name"], grace_period=0)
         self.spec = self.spec.model_copy(update={"node_groups": [g for g in self.spec.node_groups if g.name != name]})
         self._persist_spec()
         return [k.node_name for k in victims]

@@ -47,11 +47,11 @@ def serves(image: str) -> bool:
 
 
 def stops_on_sigterm(container: dict) -> bool:
-    """Whether the container's main process exits on SIGTERM (so deletion need not wait the grace)."""
-    command = " ".join(container.get("command") or []) + " " + " ".join(container.get("args") or [])
-    if any(word in command for word in ("tail -f", "sleep", "/bin/sh", "bash")):
-        return False
-    return serves(container.get("image", "")) or not command.strip()
+    """Whether the container's main process exits on SIGTERM (so deletion need not wait the grace).
+
+    Servers (nginx, CoreDNS, ...) do; a shell, `tail -f` or `sleep` as PID 1 ignores it."""
+    command = " ".join([*(container.get("command") or []), *(container.get("args") or [])])
+    return not any(word in command for word in ("tail -f", "sleep", "/bin/sh", "bash"))
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -19,6 +19,7 @@ from minieks.aws.max_pods import MaxPods, MaxPodsError, MaxPodsOptions, calculat
 from minieks.cluster import command as cluster_command
 from minieks.cluster import ssh as ssh_command
 from minieks.ec2 import command as ec2_command
+from minieks.explain import command as explain_command
 from minieks.fabric import command as fabric_command
 from minieks.ipamd import command as ipamd_command
 from minieks.lab import command as lab_command
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     ec2_command.add_parser(sub)
     fabric_command.add_parser(sub)
     ipamd_command.add_parser(sub)
+    explain_command.add_parser(sub)
     web_command.add_parser(sub)
     lab_command.add_parser(sub)
     return parser

@@ -196,3 +196,24 @@ def test_secondary_slots_in_address_order():
     meta = {"interface-id": "eni-x", "local-ipv4": node.primary_ip, "ipv4s": [node.primary_ip, *reversed(ips)]}
     got = slots.eni_slots(meta, None, False, {}, NOW, 30)
     assert [s["ip"] for s in got] == ips
+
+
+def test_address_held_for_a_deleted_pod_is_marked():
+    c = FakeCluster()
+    node, ds = c.add_node("ip-a")
+    c.secondary_ips(node, ds, 2)
+    ip = c.run_pod(ds, "ip-a", "web-1")
+    kept = c.run_pod(ds, "ip-a", "web-2")
+    c.store.delete("pods", "default", "web-1", grace_period=0)     # gone from Kubernetes, no CNI DEL yet
+    by_ip = {s["ip"]: s for s in board_of(c).snapshot()["nodes"][0]["enis"][0]["slots"]}
+    assert (by_ip[ip]["state"], by_ip[ip]["pod"], by_ip[ip]["podGone"]) == (slots.ASSIGNED, "default/web-1", True)
+    assert by_ip[kept]["podGone"] is False
+
+
+def test_failure_cause_is_the_plugins_words():
+    from minieks.kube.kubelet import sandbox_message
+    from minieks.web.board import failure_cause
+
+    text = sandbox_message("f" * 64, "add cmd: failed to assign an IP address to container")
+    assert failure_cause(text) == "add cmd: failed to assign an IP address to container"
+    assert failure_cause("0/3 nodes are available: 3 Too many pods.") == "0/3 nodes are available: 3 Too many pods."

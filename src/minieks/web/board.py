@@ -64,6 +64,15 @@ def pod_active(pod: Mapping) -> bool:
             and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
 
 
+def failure_cause(message: str) -> str:
+    """The CNI plugin's own words at the end of containerd's FailedCreatePodSandBox text (e.g. "add
+    cmd: failed to assign an IP address to container"); other messages whole."""
+    for marker in ("failed (add): ", "failed (delete): "):
+        if marker in message:
+            return message.rsplit(marker, 1)[1]
+    return message
+
+
 def _sandbox_failures(events: list[dict]) -> dict[tuple[str, str, str], dict]:
     """(namespace, pod name, pod uid) → its latest FailedCreatePodSandBox event."""
     latest: dict[tuple[str, str, str], dict] = {}
@@ -99,7 +108,7 @@ def pending_pods(pods: list[dict], events: list[dict]) -> list[dict]:
                 or failures.get((meta.get("namespace") or "default", meta["name"], ""))
             reason, message = (SANDBOX_FAILED, event.get("message", "")) if event else ("ContainerCreating", "")
         out.append({"namespace": meta.get("namespace") or "default", "name": meta["name"], "node": node,
-                    "reason": reason, "message": message,
+                    "reason": reason, "message": message, "cause": failure_cause(message),
                     "owner": next((o.get("name") for o in meta.get("ownerReferences") or []), None)})
     return out
 
@@ -157,6 +166,10 @@ def node_view(node: Mapping, pods: list[dict], facts: NodeFacts | None, subnet_n
     by_id = slots.ipamd_enis(facts.ipamd)
     enis = [_eni_view(i, by_id.get(i["interface-id"]), facts, pods_by_ip, subnet_names, now)
             for i in (facts.metadata or {}).get("interfaces") or []]
+    known = {pod_key(p) for p in mine}
+    for item in (s for eni in enis for s in eni["slots"]):
+        # ipamd still holds it for a pod Kubernetes no longer has: the CNI DEL has not run yet
+        item["podGone"] = bool(item["pod"]) and item["pod"] not in known
     owner = {s["ip"]: eni["id"] for eni in enis for s in eni["slots"]}
     views = [_pod_view(p, owner) for p in mine]
     all_slots = [s for eni in enis for s in eni["slots"]]

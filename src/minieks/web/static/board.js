@@ -21,7 +21,8 @@ function clock(unixSeconds) { return new Date(unixSeconds * 1000).toLocaleTimeSt
 
 function slotTitle(slot, node) {
   let text = slot.ip + (slot.prefix ? " (prefix " + slot.prefix + ")" : "") + " — ";
-  if (slot.state === "assigned") text += "assigned to " + (slot.pod || "a pod");
+  if (slot.state === "assigned") text += "assigned to " + (slot.pod || "a pod") +
+    (slot.podGone ? ", which Kubernetes no longer has: ipamd releases it when the CNI DEL runs" : "");
   else if (slot.state === "cooldown") text += "released, cooling down until " + clock(slot.cooldownUntil) +
     " (IP_COOLDOWN_PERIOD " + node.cooldownSeconds + " s)";
   else text += STATE_WORDS[slot.state] || slot.state;
@@ -29,7 +30,7 @@ function slotTitle(slot, node) {
 }
 
 function slotBox(slot, node) {
-  const box = el("span", "slot " + slot.state, lastOctet(slot.ip));
+  const box = el("span", "slot " + slot.state + (slot.podGone ? " gone" : ""), lastOctet(slot.ip));
   box.title = slotTitle(slot, node);
   box.dataset.ip = slot.ip;
   box.dataset.state = slot.state;
@@ -54,7 +55,7 @@ function slotsRow(eni, node) {
   return row;
 }
 
-function podLine(pod, withIp, showStatus = true) {
+function podLine(pod, withIp) {
   const line = el("li", "pod " + pod.status);
   line.dataset.pod = pod.namespace + "/" + pod.name;
   line.dataset.status = pod.status;
@@ -65,7 +66,7 @@ function podLine(pod, withIp, showStatus = true) {
   if (pod.namespace !== "default") name.append(el("span", "ns", pod.namespace + "/"));
   name.append(document.createTextNode(pod.name));
   line.append(name);
-  if (showStatus && pod.status !== "Running") line.append(el("span", "st", pod.status));
+  if (pod.status !== "Running") line.append(el("span", "st", pod.status));
   return line;
 }
 
@@ -145,9 +146,9 @@ function nodeBox(node) {
   const elsewhere = node.pods.filter((p) => !p.eni);
   if (elsewhere.length) {
     const block = el("div", "eni");
-    block.append(el("div", "eni-head eni-sub", "without an address slot"));
+    block.append(el("div", "eni-head eni-sub", "no address yet"));
     const list = el("ul", "pods");
-    for (const pod of elsewhere) list.append(podLine(pod, true));
+    for (const pod of elsewhere) list.append(podLine(pod, false));
     block.append(list);
     box.append(block);
   }
@@ -171,9 +172,9 @@ function pendingArea(pending) {
   const title = el("h2", "", "Pending ");
   title.append(el("span", "n", pending.length));
   area.append(title);
-  const groups = new Map();
+  const groups = new Map();   // one card per reason and cause, e.g. every pod the cooldown keeps waiting
   for (const pod of pending) {
-    const key = pod.reason + "\u0000" + pod.message + "\u0000" + (pod.node || "");
+    const key = pod.reason + "\u0000" + pod.cause;
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(pod);
   }
@@ -181,19 +182,22 @@ function pendingArea(pending) {
   for (const pods of groups.values()) {
     const first = pods[0];
     const card = el("div", "pending-pod");
-    card.append(el("span", "reason", first.reason));
-    card.append(" · " + pods.length + (pods.length === 1 ? " pod" : " pods") + (first.node ? " on " + first.node : ""));
-    const names = el("ul", "pods");
-    for (const pod of pods.slice(0, 6)) {
-      names.append(podLine({ namespace: pod.namespace, name: pod.name, status: "Pending", ip: "" }, false, false));
-    }
-    if (pods.length > 6) names.append(el("li", "pending-more", "… and " + (pods.length - 6) + " more"));
-    card.append(names);
-    if (first.message) {
-      const msg = el("div", "msg", first.message);
+    card.dataset.reason = first.reason;
+    card.append(el("span", "reason", first.reason), " · " + pods.length + (pods.length === 1 ? " pod" : " pods"));
+    if (first.cause) {
+      const msg = el("div", "msg", first.cause);
       msg.title = first.message;
       card.append(msg);
     }
+    const names = el("div", "names");
+    names.title = pods.map((p) => p.namespace + "/" + p.name + (p.node ? " on " + p.node : "")).join("\n");
+    pods.forEach((pod, i) => {
+      const name = el("span", "pod-name", (pod.namespace === "default" ? "" : pod.namespace + "/") + pod.name);
+      name.dataset.pod = pod.namespace + "/" + pod.name;
+      names.append(i ? ", " : "", name);
+      if (pod.node) names.append(el("span", "on", " on " + splitName(pod.node)[0]));
+    });
+    card.append(names);
     list.append(card);
   }
   area.append(list);

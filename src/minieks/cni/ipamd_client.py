@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import grpc
 
 from minieks.ipamd.rpc import rpc_pb2, rpc_pb2_grpc
-from minieks.ipamd.rpc_handler import VERSION
+from minieks.ipamd.rpc import VERSION
 
 DEFAULT_SOCKET_PATH = "/var/run/aws-node/ipamd.sock"
 DEFAULT_TIMEOUT = 10.0

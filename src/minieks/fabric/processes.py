@@ -12,8 +12,10 @@ import contextlib
 import ctypes
 import json
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,9 +28,51 @@ def _die_with_parent() -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
+class _Spawner:
+    """One long-lived thread that starts every child.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process: a child
+    started from a short-lived thread (an HTTP handler, a subscription) would be killed as soon as
+    that thread ends. Forking from this thread, which lives as long as the process, ties children
+    to the process's life only."""
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, fn):
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="minieks-spawner", daemon=True)
+                self._thread.start()
+        done: queue.Queue = queue.Queue(maxsize=1)
+        self._requests.put((fn, done))
+        ok, value = done.get()
+        if not ok:
+            raise value
+        return value
+
+    def _serve(self) -> None:
+        while True:
+            fn, done = self._requests.get()
+            try:
+                done.put((True, fn()))
+            except BaseException as err:  # noqa: BLE001 - handed back to the caller
+                done.put((False, err))
+
+
+_SPAWNER = _Spawner()
+
+
 def spawn(argv: Sequence[str], pid_dir: Path, name: str, env: dict[str, str] | None = None,
           log_path: Path | None = None) -> subprocess.Popen:
-    """Start `argv`, record it as `<pid_dir>/<name>.pid`, and tie its life to ours."""
+    """Start `argv`, record it as `<pid_dir>/<name>.pid`, and tie its life to this process's."""
+    return _SPAWNER.run(lambda: _spawn(argv, pid_dir, name, env, log_path))
+
+
+def _spawn(argv: Sequence[str], pid_dir: Path, name: str, env: dict[str, str] | None,
+           log_path: Path | None) -> subprocess.Popen:
     pid_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:

@@ -28,7 +28,7 @@ from minieks.ipamd.rpc import rpc_pb2
 log = logging.getLogger("ipamd")
 
 # upstream's version.Version: the plugin sends it, ipamd refuses a different one
-VERSION = f"v{minieks.__version__}"
+from minieks.ipamd.rpc import VERSION  # noqa: E402  (one definition, shared with the plugin)
 
 REASON_POD_DELETED = "PodDeleted"
 REASON_SETUP_NS_FAILED = "SetupNSFailed"

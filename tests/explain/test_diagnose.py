@@ -294,3 +294,20 @@ def test_json_output_carries_codes_and_numbers():
     assert data["causes"][0]["code"] == "eni-limit" and data["causes"][0]["numbers"]["max_eni_env"] == 1
     assert data["node"] == NODE and data["state"] == "ContainerCreating"
     assert f"({IID}, t3.medium)" in data["headline"]
+
+
+def test_an_ec2_error_is_over_once_ec2_answers_otherwise():
+    doc = enis_doc(full_eni("eni-0aaa", 0, 10), full_eni("eni-0bbb", 1, 20, used=2, slots=2))
+    throttle = log(T0 + 10, "ERROR", "Failed to increase pool size: An error occurred (RequestLimitExceeded) when "
+                                     "calling the AssignPrivateIpAddresses operation: Request limit exceeded.")
+    full = log(T0 + 40, "ERROR", "Failed to allocate 3 IP addresses on an ENI: An error occurred "
+                                 "(InsufficientFreeAddressesInSubnet) when calling the CreateNetworkInterface operation")
+    m = metrics(3, 15, 2, 7, 7)
+    later_error = diagnose(facts(pod(), creating_events(), enis=doc, metrics_text=m, log_lines=[throttle, full]))
+    assert later_error.codes == ["subnet-exhausted"]
+    later_eni = diagnose(facts(pod(), creating_events(), enis=doc, metrics_text=m,
+                               log_lines=[throttle, log(T0 + 30, "INFO", "Created a new ENI: eni-0bbb")]))
+    assert later_eni.codes == ["pool-refilling"]
+    still = diagnose(facts(pod(), creating_events(), enis=doc, metrics_text=m,
+                           log_lines=[log(T0 + 5, "INFO", "Created a new ENI: eni-0bbb"), throttle]))
+    assert still.codes == ["throttled"]

@@ -55,8 +55,8 @@ def _node_causes(s: Situation) -> list[Cause]:
         if found:
             causes.append(found)
     blocking = [c for c in (addresses.ip_cooldown(s), addresses.eni_limit(s), addresses.pool_at_max_pods(s)) if c]
-    from_ec2 = [c for c in (ec2_causes.subnet_exhausted(s), ec2_causes.no_free_prefix(s), ec2_causes.throttled(s))
-                if c]
+    from_ec2 = ec2_causes.current([c for c in (ec2_causes.subnet_exhausted(s), ec2_causes.no_free_prefix(s),
+                                               ec2_causes.throttled(s)) if c], s)
     free_again = addresses.retrying(s)
     if free_again:
         causes += [free_again, *from_ec2]
@@ -91,7 +91,7 @@ def _numbers(s: Situation) -> list[str]:
         pods = s.pods_on_node
         lines.append(f"node: {f'{pods}/' if pods is not None else 'max '}{s.max_pods} pods"
                      f"{f', {s.instance_type}' if s.instance_type else ''}")
-    lines.append(f"ipamd pool: {s.pool_line()}")
+    lines.append(f"ipamd {s.pool_line()}")
     if s.pool:
         per = s.slots_per_eni
         for e in s.pool.enis:
@@ -113,7 +113,7 @@ def _numbers(s: Situation) -> list[str]:
     if subnet:
         lines.append(f"subnet {subnet.get('SubnetId')} {subnet.get('CidrBlock')}: "
                      f"{subnet.get('AvailableIpAddressCount')} addresses available")
-    flight = addresses.in_flight(s) if not s.eni_full() else []
+    flight = addresses.in_flight(s) if s.pool is not None and not s.eni_full() else []
     if flight:
         lines.append("EC2 calls in flight / recent:")
         lines.extend(f"  {line}" for line in flight)

@@ -15,6 +15,7 @@ INSUFFICIENT_CIDR_COOLDOWN = 120.0
 NO_ADDRESSES = "InsufficientFreeAddressesInSubnet"
 NO_BLOCKS = "InsufficientCidrBlocks"
 AWS_RESERVED = 5                  # network, router, DNS, future use, broadcast
+SUCCESS_LINES = ("Created a new ENI", "Successfully freed ENI")
 
 
 def _counts_text(counts: dict[str, int]) -> str:
@@ -85,10 +86,11 @@ def subnet_exhausted(s: Situation) -> Cause | None:
               "find who holds the subnet's addresses: leaked 'available' ENIs (description aws-K8S-*), and warm "
               "pools — WARM_ENI_TARGET=1 keeps a whole spare ENI per node; WARM_IP_TARGET/MINIMUM_IP_TARGET keep fewer",
               "carve a reserved range with create-subnet-cidr-reservation"]
+    last = max([r.time for r in full_lines if r.time] + [e.time for e in errors if e.time], default=None)
     return Cause("subnet-exhausted", f"subnet exhausted: EC2 has no free address for the node in "
                                      f"{subnet.get('subnet') or 'its subnet'}"
                                      f"{f' ({available} available)' if available is not None else ''}",
-                 evidence, remedy, dict(subnet, errors=counts, retry_after=until))
+                 evidence, remedy, dict(subnet, errors=counts, retry_after=until, last=last))
 
 
 def no_free_prefix(s: Situation) -> Cause | None:
@@ -119,7 +121,7 @@ def no_free_prefix(s: Situation) -> Cause | None:
               "or give pods a new subnet (secondary VPC CIDR, subnet discovery or custom networking)",
               "or turn prefix delegation off for nodes in this subnet (single /32s still fit)"]
     return Cause("no-free-prefix", f"no free /28 in {sid} for prefix delegation (InsufficientCidrBlocks)",
-                 evidence, remedy, dict(subnet, errors=counts, retry_after=until))
+                 evidence, remedy, dict(subnet, errors=counts, retry_after=until, last=last))
 
 
 def throttled(s: Situation) -> Cause | None:
@@ -141,3 +143,17 @@ def throttled(s: Situation) -> Cause | None:
               "request a higher EC2 API rate limit; usually transient: pods start once calls succeed"]
     return Cause("throttled", f"EC2 is throttling ipamd's calls (RequestLimitExceeded, {apis})", evidence, remedy,
                  {"errors": counts, "last": last})
+
+
+def current(causes: list[Cause], s: Situation) -> list[Cause]:
+    """The EC2 causes still in force, most recent first: one is over when EC2 has since answered
+    otherwise (a later ENI created or freed, or a later error of another kind)."""
+    successes = [r.time for r in s.log if r.time is not None and r.message.startswith(SUCCESS_LINES)]
+    kept = []
+    for cause in causes:
+        last = cause.numbers.get("last")
+        others = [o.numbers.get("last") for o in causes if o is not cause and o.numbers.get("last")]
+        if last is not None and any(t > last for t in successes + others):
+            continue
+        kept.append(cause)
+    return sorted(kept, key=lambda c: -(c.numbers.get("last") or float("inf")))

@@ -9,6 +9,7 @@ from minieks.explain.situation import Situation
 GRPC_ERROR = "Error received from AddNetwork gRPC call"
 NO_ADDRESS = "failed to assign an IP address to container"
 PLUGIN_PREFIX = 'name="aws-cni" failed (add): '
+OUR_REQUESTS = "Handling http request"          # ipamd logs every introspection request, ours too
 
 
 def plugin_error(message: str) -> str:
@@ -26,16 +27,18 @@ def ipamd_not_ready(s: Situation) -> Cause | None:
         return None
     evidence = []
     if grpc:
+        n = s.sandbox_failures
         evidence.append(f'kubelet: the plugin could not reach ipamd: "{plugin_error(message)}" '
-                        f"(×{s.sandbox_failures} sandbox failures)")
+                        f"({n} sandbox failure{'s' if n != 1 else ''})")
     if socket_missing:
         evidence.append(f"ipamd's gRPC socket {ipamd.socket_path or 'unix:/var/run/aws-node/ipamd.sock'} does not exist")
     if unreachable:
         evidence.append(f"introspection (127.0.0.1:61679 in the node) did not answer: {ipamd.enis_error}")
     if ipamd is not None and ipamd.metrics is None and ipamd.metrics_error:
         evidence.append(f"metrics (:61678 in the node) did not answer: {ipamd.metrics_error}")
-    if s.log:
-        last = s.log[-1]
+    own = [r for r in s.log if not r.message.startswith(OUR_REQUESTS)]
+    if own:
+        last = own[-1]
         evidence.append(f"last ipamd log line ({clock(last.time)}): {last.message.splitlines()[0]}")
     now_ok = ipamd is not None and ipamd.enis is not None and not socket_missing
     title = ("ipamd was not ready when the sandbox was set up (it answers now; the kubelet retries)" if now_ok

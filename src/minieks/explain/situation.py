@@ -190,14 +190,14 @@ class Situation:
         return per is not None and all(e.slots >= per for e in self.pool.usable)
 
     def pool_line(self) -> str:
-        """e.g. "ENIs 2/3, 10 addresses: 9 assigned, 1 in cooldown, 0 free (the node can hold 15)"."""
+        """e.g. "pool: ENIs 2/3, 10 addresses: 9 assigned, 1 in cooldown, 0 free (the node can hold 15)"."""
         p = self.pool
         if p is None:
-            return "ipamd's pool: unknown (introspection not reachable)"
+            return "pool: unknown (introspection not reachable)"
         enis = f"ENIs {len(p.enis)}/{self.max_eni}" if self.max_eni else f"ENIs {len(p.enis)}"
         unit = " (prefixes: 16 addresses per /28)" if p.pd else ""
         hold = f" (the node can hold {self.ip_max})" if self.ip_max is not None else ""
-        return (f"{enis}, {p.total} addresses{unit}: {p.assigned} assigned, {p.cooldown} in cooldown, "
+        return (f"pool: {enis}, {p.total} addresses{unit}: {p.assigned} assigned, {p.cooldown} in cooldown, "
                 f"{max(p.free, 0)} free{hold}")
 
     def counted_errors(self, codes: tuple[str, ...]) -> dict[str, int]:

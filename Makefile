@@ -7,8 +7,7 @@ BIN := $(VENV)/bin
 .PHONY: lab test system-packages clean
 
 lab: $(VENV)/.installed-test system-packages
-	$(BIN)/minieks max-pods t3.medium --explain
-	$(BIN)/minieks instance-types 't3.*'
+	$(BIN)/minieks lab --report minieks-lab-report.md
 
 test: $(VENV)/.installed-test system-packages
 	$(BIN)/python -m pytest

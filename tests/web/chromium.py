@@ -1,10 +1,5 @@
-"""Debian's chromium, headless, for looking at the board as a person would: one-shot runs
-(--dump-dom, --screenshot) and a long-lived page driven over the DevTools protocol on 127.0.0.1,
-so a test can watch one page update itself without reloading.
-
-Every browser is started in its own process group and stopped by that group's id (its leader is
-the pid we started), never by name.
-"""
+"""A long-lived headless page driven over the DevTools protocol on 127.0.0.1, so a test can watch
+one page update itself without reloading (the one-shot runs live in minieks.web.browser)."""
 
 from __future__ import annotations
 
@@ -12,9 +7,6 @@ import base64
 import contextlib
 import itertools
 import json
-import os
-import shutil
-import signal
 import subprocess
 import time
 import urllib.request
@@ -22,43 +14,7 @@ from pathlib import Path
 
 import websocket  # websocket-client, a dependency of the kubernetes client
 
-CHROMIUM = shutil.which("chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--no-proxy-server", "--hide-scrollbars", "--window-size=1280,800"]
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    """End the browser we started and everything it forked (same process group), then reap it."""
-    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-        if proc.poll() is not None:
-            break
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(wait)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)   # helpers that outlived the leader
-
-
-def run_once(profile: Path, *args: str, timeout: float = 60) -> str:
-    """One headless run (e.g. --dump-dom URL); its stdout."""
-    proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-        return out
-    finally:
-        _stop_group(proc)
-
-
-def dump_dom(profile: Path, url: str, budget_ms: int = 4000) -> str:
-    return run_once(profile, f"--virtual-time-budget={budget_ms}", "--dump-dom", url)
-
-
-def screenshot(profile: Path, url: str, png: Path, budget_ms: int = 4000) -> Path:
-    run_once(profile, f"--virtual-time-budget={budget_ms}", f"--screenshot={png}", url)
-    return png
+from minieks.web.browser import CHROMIUM, FLAGS, _stop_group, dump_dom, run_once, screenshot  # noqa: F401
 
 
 class Page:

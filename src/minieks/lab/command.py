@@ -35,6 +35,8 @@ def lab_command(args: argparse.Namespace) -> str:
         supervisor.up(spec, foreground=False)
     endpoints = dict(supervisor.endpoints(args.cluster))
     session = Session(args.cluster, endpoints)
+    if args.report:
+        session.picture_dir = Path(args.report).resolve().parent
     session.say(f"export KUBECONFIG={endpoints['kubeconfig']}")
     session.say(f"export AWS_ENDPOINT_URL_EC2={endpoints['ec2_url']}")
     lab = Lab(session)

@@ -253,6 +253,7 @@ def step_scale(lab: Lab) -> None:
         lab.node_table()
         for node in lab.nodes:
             s.ssh(node, "ip -br link | grep -cE '^(eth|eni)'; ip -br link | grep -cE '^eth'", quiet=True)
+    s.picture("board-step9")
     pending = lab.json("get pod -l app=nginx --field-selector=status.phase=Pending")["items"]
     if pending:
         s.kubectl(f"describe pod {pending[0]['metadata']['name']}")
@@ -277,6 +278,7 @@ def step_fix(lab: Lab) -> None:
     s.kubectl("get deployment nginx-deployment")
     s.kubectl("get nodes -o custom-columns=NAME:.metadata.name,MAXPODS:.status.capacity.pods")
     lab.node_table()
+    s.picture("board-step10")
     node = lab.nodes[0]
     s.ssh(node, "curl -s http://localhost:61679/v1/enis | python3 -c \"import json,sys; d=json.load(sys.stdin)['0']; "
                 "print('total', d['TotalIPs'], 'assigned', d['AssignedIPs']); "

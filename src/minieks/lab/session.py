@@ -51,6 +51,7 @@ class Session:
                         AWS_SECRET_ACCESS_KEY="minieks", PATH=f"{bindir}:{os.environ.get('PATH', '')}")
         self.records: list[StepRecord] = []
         self.current: StepRecord | None = None
+        self.picture_dir: Path | None = None
 
     # ------------------------------------------------------------------------------ output
     def say(self, text: str = "") -> None:
@@ -151,6 +152,19 @@ class Session:
             self.current.entries.append(Entry(shown, text))
         return text
 
-    def picture(self, path: Path) -> None:
-        if self.current and path.exists():
-            self.current.pictures.append(str(path))
+    def picture(self, name: str) -> None:
+        """A screenshot of the cluster board for the report (needs a report file and chromium)."""
+        from minieks.web import browser
+        if not (self.current and self.picture_dir and browser.CHROMIUM and self.endpoints.get("board_url")):
+            return
+        import tempfile
+        png = self.picture_dir / f"{name}.png"
+        with tempfile.TemporaryDirectory(prefix="mek-browser-") as profile:
+            try:
+                browser.screenshot(Path(profile), self.endpoints["board_url"], png)
+            except Exception as err:  # noqa: BLE001 - a missing picture must not stop the lab
+                self.progress(f"no board picture: {err}")
+                return
+        if png.exists():
+            self.current.pictures.append(str(png))
+            self.say(f"(board picture: {png})")

@@ -86,3 +86,14 @@ def test_a_cluster_that_is_not_running_is_a_usage_error(tmp_path, monkeypatch, c
     monkeypatch.setenv("MINIEKS_STATE_ROOT", str(tmp_path))
     assert cli.main(["explain", "pod", "x", "--cluster", "nosuch"]) == 2
     assert "no cluster named 'nosuch' is running here" in capsys.readouterr().err
+
+
+def test_a_stopped_cluster_is_named_as_such(api, capsys, tmp_path):
+    endpoints = json.loads((state_dir(CLUSTER) / "endpoints.json").read_text())
+    endpoints["kubeconfig"] = str(state_dir(CLUSTER) / "kubeconfig")
+    text = (state_dir(CLUSTER) / "kubeconfig").read_text()
+    port = endpoints["api_url"].rsplit(":", 1)[1]
+    (state_dir(CLUSTER) / "kubeconfig").write_text(text.replace(f"127.0.0.1:{port}", "127.0.0.1:9"))
+    assert cli.main(["explain", "pod", "x", "--cluster", CLUSTER]) == 2
+    err = capsys.readouterr().err
+    assert f"cluster {CLUSTER} is not running" in err and "The connection to the server 127.0.0.1:9 was refused" in err

@@ -22,7 +22,7 @@ def test_a_running_pod_gets_the_short_answer_with_its_eni_and_device():
     assert d.codes == ["running"]
     assert d.headline == (f"Pod default/web-7c5d8-abcde is Running on {NODE} with 192.168.1.21 "
                           f"(ENI eni-0bbb, device 1).")
-    assert "Cause:" in d.render() and "Timeline (UTC):" in d.render()
+    assert "Cause:" not in d.render() and "Timeline (UTC):" in d.render()
 
 
 def test_a_running_pod_is_found_on_its_eni_through_ec2_when_introspection_is_silent():

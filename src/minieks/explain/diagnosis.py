@@ -48,7 +48,9 @@ class Diagnosis:
     def render(self) -> str:
         """The text a user reads: headline, causes with evidence and remedies, numbers, timeline."""
         out = [self.headline]
-        for n, cause in enumerate(self.causes):
+        if self.codes == ["running"]:
+            out.extend(f"  {line}" for line in self.causes[0].evidence)
+        for n, cause in enumerate(c for c in self.causes if c.code != "running"):
             out.append("")
             out.append(f"{'Cause' if n == 0 else 'Also'}: {cause.title}")
             out.extend(f"  {line}" for line in cause.evidence)

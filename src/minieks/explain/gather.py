@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from minieks.aws import instance_types
 from minieks.aws.max_pods import MaxPodsError, MaxPodsOptions, calculate
 from minieks.explain.facts import Ec2Facts, Facts, NodeUsage, TypeLimits
-from minieks.explain.kubeapi import KubeClient
+from minieks.explain.kubeapi import KubeClient, KubeUnreachable
 from minieks.explain.node_probe import probe
 from minieks.fabric.lab import state_dir
 from minieks.usage import UsageError
@@ -111,6 +111,13 @@ def _ec2(url: str, region: str, instance_id: str) -> Ec2Facts:
 
 def gather(cluster: str, namespace: str, name: str) -> Facts:
     """Everything `diagnose` needs about one pod; KubeApiError(NotFound) when there is no such pod."""
+    try:
+        return _gather(cluster, namespace, name)
+    except KubeUnreachable as err:
+        raise ClusterNotRunning(f"cluster {cluster} is not running ('minieks up' starts it): {err}") from None
+
+
+def _gather(cluster: str, namespace: str, name: str) -> Facts:
     endpoints = _endpoints(cluster)
     kube = KubeClient.from_kubeconfig(endpoints["kubeconfig"])
     pod = kube.get(f"/api/v1/namespaces/{namespace}/pods/{name}")

@@ -29,6 +29,10 @@ class KubeApiError(Exception):
         return f"Error from server ({self.reason}): {self.message}"
 
 
+class KubeUnreachable(OSError):
+    """The API server did not answer (the cluster's supervisor is not running)."""
+
+
 @dataclass
 class KubeClient:
     server: str
@@ -66,3 +70,7 @@ class KubeClient:
                 status = {}
             raise KubeApiError(err.code, status.get("reason") or err.reason,
                                status.get("message") or body.decode(errors="replace").strip()) from None
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise KubeUnreachable(f"The connection to the server {urllib.parse.urlsplit(self.server).netloc} was "
+                                  f"refused ({reason})") from None

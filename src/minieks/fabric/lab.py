@@ -125,7 +125,7 @@ class Lab:
         node_dir.mkdir(parents=True, exist_ok=True)
         env = {"ENABLE_IPv4": "true", "ENABLE_IPv6": "false", "CLUSTER_NAME": self.name, **(cni_env or {})}
         node = LabNode(name=iid, instance_id=iid, namespace=namespace, primary_ip=instance["PrivateIpAddress"],
-                       subnet=subnet, socket=str(node_dir / "ipamd.sock"), cni_env=env, instance_type=instance_type)
+                       subnet=subnet, socket=socket_path(self.name, iid), cni_env=env, instance_type=instance_type)
         self.nodes[iid] = node
         self.start_ipamd(node, max_pods, wait)
         self._save()
@@ -141,14 +141,14 @@ class Lab:
         node_dir.mkdir(parents=True, exist_ok=True)
         env = {"ENABLE_IPv4": "true", "ENABLE_IPv6": "false", "CLUSTER_NAME": self.name, **(cni_env or {})}
         node = LabNode(name=iid, instance_id=iid, namespace=namespace, primary_ip=instance["PrivateIpAddress"],
-                       subnet=subnet, socket=str(node_dir / "ipamd.sock"), cni_env=env,
+                       subnet=subnet, socket=socket_path(self.name, iid), cni_env=env,
                        instance_type=instance["InstanceType"])
         self.nodes[iid] = node
         return node
 
     def start_ipamd(self, node: LabNode, max_pods: int | None = None, wait: float = 60.0,
                     extra_args: list[str] | None = None) -> None:
-        node_dir = Path(node.socket).parent
+        node_dir = self.state / "nodes" / node.instance_id
         env = dict(os.environ, **node.cni_env, AWS_VPC_K8S_CNI_BACKING_STORE=str(node_dir / "ipam.json"))
         argv = [sys.executable, "-m", "minieks.cli", "ipamd", "run", "--endpoint-url", self.server.url,
                 "--instance-id", node.instance_id, "--region", self.ec2_service.region, "--socket", node.socket,
@@ -240,6 +240,13 @@ class Lab:
         self.close()
 
 
+def socket_path(lab: str, instance_id: str) -> str:
+    """The node's ipamd socket: short (a unix socket path has at most 107 bytes), under /run/mek-<lab>."""
+    folder = Path("/run") / f"mek-{LabNames.of(lab).lab}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / f"ipamd-{instance_id}.sock")
+
+
 def sandbox_id(uid: str) -> str:
     """The pod sandbox's id (CNI_CONTAINERID): stable per pod, so a repeated ADD is idempotent."""
     return hashlib.sha256(f"sandbox/{uid}".encode()).hexdigest()
@@ -255,6 +262,7 @@ def cleanup(lab: str, keep_state: bool = False) -> list[str]:
     state = state_dir(lab)
     processes.stop_all(state / "pids", timeout=5)
     removed = fabric_cleanup(lab)
+    shutil.rmtree(Path("/run") / f"mek-{LabNames.of(lab).lab}", ignore_errors=True)
     if not keep_state and state.exists():
         shutil.rmtree(state, ignore_errors=True)
     return removed

@@ -205,7 +205,8 @@ def test_no_free_prefix_under_prefix_delegation_is_fragmentation():
                        ec2=Ec2Facts(subnet=subnet(41)), max_pods=110))
     assert d.codes == ["no-free-prefix"]
     text = d.render()
-    assert "41 addresses are free but no whole, aligned /28 is" in text
+    assert "41 addresses are free but no whole, aligned /28 is: 192.168.1.0/24 has 16 aligned /28 blocks" in text
+    assert "at most 14 can ever be a prefix; ENI primaries and secondary IPs scattered" in text
     assert f"aws ec2 create-subnet-cidr-reservation --subnet-id {SUBNET} --reservation-type prefix" in text
     assert "(prefixes: 16 addresses per /28)" in text
 

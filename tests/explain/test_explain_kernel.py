@@ -6,6 +6,8 @@ in-process EC2), recovery to Running on an ENI and device, an exhausted subnet
 (InsufficientFreeAddressesInSubnet), then a Deployment past max pods.
 Cluster B (1 × t3.medium, MAX_ENI=1): the ENI limit with addresses gone before max pods, an address
 held in its 30 s cooldown after a pod is deleted, and ipamd stopped.
+Clusters C and D run small subnets dry with nothing injected: a /28 that cannot hold a second ENI,
+and a /27 under prefix delegation where no aligned /28 is free at all.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 import pytest
 
 from minieks.cluster.runtime import ClusterRuntime
-from minieks.cluster.spec import ClusterSpec, NodeGroupSpec
+from minieks.cluster.spec import ClusterSpec, NodeGroupSpec, SubnetSpec
 from minieks.explain import diagnose
 from minieks.explain.gather import gather
 from minieks.fabric import netns
@@ -40,10 +42,10 @@ def cluster(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MINIEKS_STATE_ROOT", str(tmp_path_factory.mktemp("st")))
     started: list[ClusterRuntime] = []
 
-    def make(cni_env: dict[str, str]) -> ClusterRuntime:
+    def make(cni_env: dict[str, str], **spec_fields) -> ClusterRuntime:
         name = "x" + secrets.token_hex(3)
         spec = ClusterSpec(name=name, nodeGroups=[NodeGroupSpec(name="ng1", instanceType="t3.medium",
-                                                                desiredCapacity=1)], cniEnv=cni_env)
+                                                                desiredCapacity=1)], cniEnv=cni_env, **spec_fields)
         runtime = ClusterRuntime(spec)
         started.append(runtime)
         return runtime.start()
@@ -209,3 +211,35 @@ def test_eni_limit_cooldown_and_ipamd_not_ready(cluster):
     assert d.codes[0] == "ipamd-not-ready"
     assert d.causes[0].numbers["introspection_unreachable"] is True
     assert "is not ready on the node" in d.causes[0].title
+
+
+def test_small_subnets_run_dry_for_real(cluster):
+    # a /28 has 11 usable addresses: the node's own, 5 on its primary ENI, and 5 left, one short of a
+    # second ENI (its primary + 5): EC2 answers InsufficientFreeAddressesInSubnet
+    runtime = cluster({}, subnets=[SubnetSpec(name="tiny", cidr="192.168.1.0/28", zone="ap-northeast-2a")])
+    deploy(runtime, 5)
+    stuck = wait_for(lambda: waiting_for_address(runtime) if "subnet doesn't seem to have enough" in
+                     ipamd_log(runtime) else None, what="a pod waiting on a /28")
+    d = explain(runtime, stuck[0])
+    assert d.codes[0] == "subnet-exhausted"
+    cause = d.causes[0]
+    assert (cause.numbers["cidr"], cause.numbers["available"], cause.numbers["usable"]) == ("192.168.1.0/28", 5, 11)
+    assert cause.numbers["errors"].get("CreateNetworkInterface", 0) >= 1
+    assert "a new ENI needs 6 addresses (its primary + 5 secondary); the subnet has 5" in cause.evidence
+
+
+def test_no_aligned_prefix_in_a_small_subnet_under_prefix_delegation(cluster):
+    # a /27's two /28 blocks each hold an address AWS keeps (.0-.3, .31): 26 addresses free, no prefix
+    runtime = cluster({"ENABLE_PREFIX_DELEGATION": "true"},
+                      subnets=[SubnetSpec(name="small", cidr="192.168.1.0/27", zone="ap-northeast-2a")])
+    deploy(runtime, 2)
+    stuck = wait_for(lambda: waiting_for_address(runtime) if "InsufficientCidrBlocks" in ipamd_log(runtime)
+                     else None, what="a pod waiting for a prefix")
+    d = explain(runtime, stuck[0])
+    assert d.codes[0] == "no-free-prefix"
+    cause = d.causes[0]
+    assert cause.numbers["available"] == 26
+    text = d.render()
+    assert ("26 addresses are free but no whole, aligned /28 is: 192.168.1.0/27 has 2 aligned /28 blocks, the first "
+            "and the last hold addresses AWS keeps (the first four, the last), so at most 0 can ever be a prefix") in text
+    assert "create-subnet-cidr-reservation" in text and "--reservation-type prefix" in text

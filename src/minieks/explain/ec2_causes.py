@@ -93,6 +93,19 @@ def subnet_exhausted(s: Situation) -> Cause | None:
                  evidence, remedy, dict(subnet, errors=counts, retry_after=until, last=last))
 
 
+def _blocks_note(subnet: dict) -> str:
+    """Why no /28 is whole: AWS's own addresses sit in the first and last block, ours in the rest."""
+    try:
+        blocks = ipaddress.ip_network(subnet.get("cidr", "")).num_addresses // 16
+    except ValueError:
+        return "used addresses are scattered through the range (fragmentation)"
+    usable = max(blocks - 2, 0)
+    return (f"{subnet['cidr']} has {blocks} aligned /28 block{'s' if blocks != 1 else ''}, the first and the last "
+            f"hold addresses AWS keeps (the first four, the last), so at most {usable} can ever be a prefix"
+            + ("" if usable == 0 else "; ENI primaries and secondary IPs scattered through the others use them up "
+                                      "(fragmentation)"))
+
+
 def no_free_prefix(s: Situation) -> Cause | None:
     errors = s.errors_with((NO_BLOCKS,))
     if not s.pd or not errors:
@@ -106,8 +119,7 @@ def no_free_prefix(s: Situation) -> Cause | None:
     if line:
         evidence.append(line)
     if isinstance(available, int) and available >= 16:
-        evidence.append(f"{available} addresses are free but no whole, aligned /28 is: secondary IPs and ENI "
-                        f"primaries are scattered through the range (fragmentation)")
+        evidence.append(f"{available} addresses are free but no whole, aligned /28 is: {_blocks_note(subnet)}")
     full_lines = s.log_matching(SUBNET_FULL_LINE)
     if full_lines:
         evidence.append(f'ipamd ({clock(full_lines[-1].time)}): "{full_lines[-1].message}"')

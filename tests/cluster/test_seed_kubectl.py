@@ -5,55 +5,11 @@ import re
 import pytest
 
 from minieks.cluster.spec import NodeGroupSpec
+from minieks.lab.seed import NETSHOOT, NGINX
 from tests.cluster.conftest import needs_kernel, needs_kubectl, wait_for
 
 pytestmark = [pytest.mark.kernel, needs_kernel, needs_kubectl]
 
-NETSHOOT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: netshoot-pod
-spec:
-  replicas: 3
-  selector:
-    matchLabels:
-      app: netshoot-pod
-  template:
-    metadata:
-      labels:
-        app: netshoot-pod
-    spec:
-      containers:
-      - name: netshoot-pod
-        image: nicolaka/netshoot
-        command: ["tail"]
-        args: ["-f", "/dev/null"]
-      terminationGracePeriodSeconds: 0
-"""
-NGINX = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: nginx-deployment
-  labels:
-    app: nginx
-spec:
-  replicas: 2
-  selector:
-    matchLabels:
-      app: nginx
-  template:
-    metadata:
-      labels:
-        app: nginx
-    spec:
-      containers:
-      - name: nginx
-        image: nginx:alpine
-        ports:
-        - containerPort: 80
-"""
 TOO_MANY = ("0/3 nodes are available: 3 Too many pods. preemption: 0/3 nodes are available: "
             "3 No preemption victims found for incoming pod.")
 

@@ -116,27 +116,18 @@ class Lab:
         run = self.ec2.run_instances(ImageId="ami-0a1b2c3d4e5f60718", InstanceType=instance_type, MinCount=1,
                                      MaxCount=1, SubnetId=self.subnets[subnet],
                                      **({"TagSpecifications": tag_spec} if tags else {}))
-        instance = run["Instances"][0]
-        iid = instance["InstanceId"]
-        namespace = self.fabric.node_namespace(iid)
-        if namespace is None:
-            raise LabError(f"the fabric did not make a namespace for {iid}: {self.fabric.errors[-3:]}")
-        node_dir = self.state / "nodes" / iid
-        node_dir.mkdir(parents=True, exist_ok=True)
-        env = {"ENABLE_IPv4": "true", "ENABLE_IPv6": "false", "CLUSTER_NAME": self.name, **(cni_env or {})}
-        node = LabNode(name=iid, instance_id=iid, namespace=namespace, primary_ip=instance["PrivateIpAddress"],
-                       subnet=subnet, socket=socket_path(self.name, iid), cni_env=env, instance_type=instance_type)
-        self.nodes[iid] = node
+        node = self.adopt_node(run["Instances"][0], subnet, cni_env)
         self.start_ipamd(node, max_pods, wait)
         self._save()
         return node
 
     def adopt_node(self, instance: dict, subnet: str, cni_env: dict[str, str] | None = None) -> LabNode:
-        """A node for an instance that already runs (a resumed lab); its ipamd is not started yet."""
+        """The lab's record of a running instance (new, or found again when a lab resumes); its ipamd is
+        not started here."""
         iid = instance["InstanceId"]
         namespace = self.fabric.node_namespace(iid)
         if namespace is None:
-            raise LabError(f"the fabric has no namespace for {iid}: {self.fabric.errors[-3:]}")
+            raise LabError(f"the fabric did not make a namespace for {iid}: {self.fabric.errors[-3:]}")
         node_dir = self.state / "nodes" / iid
         node_dir.mkdir(parents=True, exist_ok=True)
         env = {"ENABLE_IPv4": "true", "ENABLE_IPv6": "false", "CLUSTER_NAME": self.name, **(cni_env or {})}

@@ -61,7 +61,7 @@ def increase(ctx: IpamContext, raise_errors: bool = False) -> None:
         log.debug("Recently we had InsufficientCidr error hence will wait for 2m0s before retrying")
         return
     try:
-        increased = _try_assign_prefixes(ctx) if ctx.pd else _try_assign_ips(ctx)
+        increased = _try_assign(ctx)
     except ClientError as err:
         if d.is_insufficient_cidr_error(error_code(err)):
             log.error(SUBNET_FULL_MESSAGE)
@@ -86,40 +86,26 @@ def _has_room_for_eni(ctx: IpamContext) -> bool:
     return d.has_room_for_eni(len(enis), ctx.limits.max_eni, unmanaged=ctx.unmanaged_enis, excluded=excluded)
 
 
-def _try_assign_ips(ctx: IpamContext) -> bool:
+def _try_assign(ctx: IpamContext) -> bool:
+    """tryAssignIPs / tryAssignPrefixes: top up one ENI that has room (at most one per cycle)."""
     state = d.datastore_target_state(ctx.pool_state(), ctx.targets)
     if state.enabled and state.short == 0:
         return False
-    want = d.ips_to_assign(ctx.pool_state(), ctx.targets, ctx.limits)
-    per_eni = ctx.limits.max_ips_per_eni
+    if ctx.pd:
+        want, per_eni, call, kind = (d.prefixes_needed(ctx.pool_state(), ctx.targets), ctx.limits.max_prefixes_per_eni,
+                                     ctx.aws.alloc_prefixes, "prefixes")
+    else:
+        want, per_eni, call, kind = (d.ips_to_assign(ctx.pool_state(), ctx.targets, ctx.limits),
+                                     ctx.limits.max_ips_per_eni, ctx.aws.alloc_ips, "secondary IPs")
     for eni in ctx.ds.allocatable_enis(per_eni, skip_primary=ctx.config.custom_network_cfg):
         n = min(per_eni - len(eni.ipv4_cidrs), want)
         log.info("Trying to allocate %d IP addresses on ENI %s", n, eni.id)
-        ips = _assign_with_retry(ctx, eni.id, n, ctx.aws.alloc_ips, want_prefixes=False)
-        if ips is None:
+        got = _assign_with_retry(ctx, eni.id, n, call, want_prefixes=ctx.pd)
+        if got is None:
             continue
-        for ip in ips:
-            ctx._add_cidr(eni.id, f"{ip}/32", prefix=False)
-        ctx.note("assign", f"{len(ips)} secondary IPs on {eni.id}")
-        return True
-    return False
-
-
-def _try_assign_prefixes(ctx: IpamContext) -> bool:
-    state = d.datastore_target_state(ctx.pool_state(), ctx.targets)
-    if state.enabled and state.short == 0:
-        return False
-    want = d.prefixes_needed(ctx.pool_state(), ctx.targets)
-    per_eni = ctx.limits.max_prefixes_per_eni
-    for eni in ctx.ds.allocatable_enis(per_eni, skip_primary=ctx.config.custom_network_cfg):
-        n = min(per_eni - len(eni.ipv4_cidrs), want)
-        log.info("Trying to allocate %d IP addresses on ENI %s", n, eni.id)
-        prefixes = _assign_with_retry(ctx, eni.id, n, ctx.aws.alloc_prefixes, want_prefixes=True)
-        if prefixes is None:
-            continue
-        for prefix in prefixes:
-            ctx._add_cidr(eni.id, prefix, prefix=True)
-        ctx.note("assign", f"{len(prefixes)} prefixes on {eni.id}")
+        for cidr in got:
+            ctx._add_cidr(eni.id, cidr if ctx.pd else f"{cidr}/32", prefix=ctx.pd)
+        ctx.note("assign", f"{len(got)} {kind} on {eni.id}")
         return True
     return False
 

@@ -312,3 +312,17 @@ def test_an_ec2_error_is_over_once_ec2_answers_otherwise():
     still = diagnose(facts(pod(), creating_events(), enis=doc, metrics_text=m,
                            log_lines=[log(T0 + 5, "INFO", "Created a new ENI: eni-0bbb"), throttle]))
     assert still.codes == ["throttled"]
+
+
+def test_refilling_with_an_eni_created_but_not_attached_yet():
+    doc = enis_doc(full_eni("eni-0aaa", 0, 10), full_eni("eni-0bbb", 1, 20))
+    created = ec2_eni("eni-0ccc", 0, "192.168.1.31", [f"192.168.1.{n}" for n in range(40, 45)])
+    created.pop("Attachment")
+    created["Status"] = "available"
+    ec2 = Ec2Facts(subnet=subnet(230), network_interfaces=[created])
+    d = diagnose(facts(pod(), creating_events(), enis=doc, metrics_text=metrics(3, 15, 2, 10, 10),
+                       log_lines=[log(T0 + 50, "INFO", "Created a new ENI: eni-0ccc")], ec2=ec2))
+    assert d.codes == ["pool-refilling"]
+    evidence = "\n".join(d.causes[0].evidence)
+    assert "every attached ENI is full (2 × 5 addresses): ipamd's next step is a new ENI" in evidence
+    assert "EC2: eni-0ccc was created for this node and is available, not attached yet" in evidence

@@ -243,3 +243,27 @@ def test_no_aligned_prefix_in_a_small_subnet_under_prefix_delegation(cluster):
     assert ("26 addresses are free but no whole, aligned /28 is: 192.168.1.0/27 has 2 aligned /28 blocks, the first "
             "and the last hold addresses AWS keeps (the first four, the last), so at most 0 can ever be a prefix") in text
     assert "create-subnet-cidr-reservation" in text and "--reservation-type prefix" in text
+
+
+def test_the_warm_pool_refilling_while_a_new_eni_attaches(cluster):
+    # default WARM_ENI_TARGET=1: 2 ENIs × 5 addresses once CoreDNS runs; 10 more pods need a third ENI,
+    # whose AttachNetworkInterface EC2 answers slowly: the last pods wait while it is in flight
+    runtime = cluster({})
+    node = next(iter(runtime.lab.nodes.values()))
+
+    def attached() -> int:
+        found = runtime.lab.ec2.describe_network_interfaces(Filters=[
+            {"Name": "attachment.instance-id", "Values": [node.instance_id]},
+            {"Name": "attachment.status", "Values": ["attached"]}])["NetworkInterfaces"]
+        return len(found)
+    wait_for(lambda: attached() == 2, what="the warm second ENI attached")
+    runtime.lab.ec2_service.faults.add("AttachNetworkInterface", delay=30.0, count=1)
+    deploy(runtime, 10)
+    stuck = wait_for(lambda: waiting_for_address(runtime) if ipamd_log(runtime).count("Created a new ENI") == 2
+                     else None, what="a pod waiting while the third ENI attaches")
+    d = explain(runtime, stuck[0])
+    assert d.codes == ["pool-refilling"]
+    evidence = "\n".join(d.causes[0].evidence)
+    assert "every attached ENI is full (2 × 5 addresses): ipamd's next step is a new ENI" in evidence
+    assert "was created for this node and is available, not attached yet: AttachNetworkInterface in flight" in evidence
+    assert "ipamd: Created a new ENI: eni-" in evidence

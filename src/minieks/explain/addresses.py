@@ -98,6 +98,10 @@ def in_flight(s: Situation) -> list[str]:
     for eni in sorted(ec2.network_interfaces, key=lambda e: (e.get("Attachment") or {}).get("DeviceIndex", 0)):
         attachment = eni.get("Attachment") or {}
         eid = eni.get("NetworkInterfaceId", "")
+        if eid not in known and not attachment:
+            lines.append(f"EC2: {eid} was created for this node and is {eni.get('Status', '?')}, not attached yet: "
+                         f"AttachNetworkInterface in flight")
+            continue
         if eid not in known:
             lines.append(f"EC2: {eid} at device {attachment.get('DeviceIndex', '?')} is "
                          f"{attachment.get('Status', eni.get('Status', '?'))}; ipamd has not added it to its pool yet")
@@ -111,6 +115,22 @@ def in_flight(s: Situation) -> list[str]:
     return lines
 
 
+def next_step(s: Situation) -> str | None:
+    """What the warm-pool logic does next (§3.5): top up an ENI with room, else attach a new ENI."""
+    per, p = s.slots_per_eni, s.pool
+    if per is None or p is None:
+        return None
+    roomy = [e for e in p.usable if e.slots < per]
+    kind = "prefixes" if s.pd else "addresses"
+    if roomy:
+        e = roomy[0]
+        return (f"ipamd's next step: AssignPrivateIpAddresses on {e.id} (device {e.device}, {e.slots}/{per} {kind})")
+    if s.max_eni is not None and len(p.enis) < s.max_eni:
+        return (f"every attached ENI is full ({len(p.enis)} × {per} {kind}): ipamd's next step is a new ENI "
+                f"(CreateNetworkInterface, AttachNetworkInterface), {len(p.enis) + 1}/{s.max_eni}")
+    return None
+
+
 def pool_refilling(s: Situation) -> Cause:
     p = s.pool
     flight = in_flight(s)
@@ -119,7 +139,10 @@ def pool_refilling(s: Situation) -> Cause:
                                                    "WARM_PREFIX_TARGET") if env.get(k) not in (None, "", "0")
                         and (s.pd or k != "WARM_PREFIX_TARGET"))
     evidence = [s.pool_line()]
-    evidence += flight or ["no EC2 call under way yet: ipamd decides at its next 5 s pool check"]
+    step = next_step(s)
+    if step:
+        evidence.append(step)
+    evidence += flight or ["no EC2 call seen yet: ipamd decides at its next 5 s pool check"]
     evidence.append("ipamd checks the pool every 5 s and makes at most one AssignPrivateIpAddresses or one new ENI "
                     "per check; attaching an ENI takes seconds")
     remedy = ["wait: the kubelet retries the sandbox (back-off up to 10 s) and gets an address once they arrive",

@@ -102,8 +102,12 @@ def _ec2(url: str, region: str, instance_id: str) -> Ec2Facts:
     try:
         instance = client.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
         facts.subnet = client.describe_subnets(SubnetIds=[instance["SubnetId"]])["Subnets"][0]
-        facts.network_interfaces = client.describe_network_interfaces(
+        attached = client.describe_network_interfaces(
             Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}])["NetworkInterfaces"]
+        created = client.describe_network_interfaces(     # made for the node by ipamd, maybe not attached yet
+            Filters=[{"Name": "tag:node.k8s.amazonaws.com/instance_id", "Values": [instance_id]}])["NetworkInterfaces"]
+        seen = {e["NetworkInterfaceId"] for e in attached}
+        facts.network_interfaces = attached + [e for e in created if e["NetworkInterfaceId"] not in seen]
     except (BotoCoreError, ClientError, IndexError, KeyError) as err:
         facts.error = str(err)
     return facts

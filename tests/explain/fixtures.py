@@ -56,7 +56,8 @@ def pod(name: str = "web-7c5d8-abcde", node: str | None = NODE, phase: str = "Pe
     if host_network:
         spec["hostNetwork"] = True
     return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace, "uid": "0b8e-uid", "creationTimestamp": rfc3339(created)},
+            "metadata": {"name": name, "namespace": namespace, "uid": "0b8e-uid",
+                         "creationTimestamp": rfc3339(created)},
             "spec": spec, "status": status}
 
 
@@ -165,7 +166,8 @@ def facts(p: dict, events: list[dict], *, now: float = T0 + 60, enis: dict | Non
     return Facts(pod=p, events=events, now=now, node=node(max_pods) if on_node else None,
                  instance_id=IID if on_node else None,
                  nodes=nodes if nodes is not None else [NodeUsage(NODE, pods_on_node, max_pods, "t3.medium")],
-                 cni_env=cni_env if cni_env is not None else {"WARM_ENI_TARGET": "1", "ENABLE_PREFIX_DELEGATION": "false"},
+                 cni_env=cni_env if cni_env is not None else {"WARM_ENI_TARGET": "1",
+                                                              "ENABLE_PREFIX_DELEGATION": "false"},
                  types={"t3.medium": T3_MEDIUM},
                  ipamd=ipamd or (IpamdFacts(enis=enis, metrics=metrics_text, log_lines=log_lines or [],
                                             socket_present=True, log_path="/var/log/aws-routed-eni/ipamd.log")

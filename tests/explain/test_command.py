@@ -43,10 +43,12 @@ def _full_cluster(store: Store) -> None:
                                   "metadata": {"name": f"busy-{n}-{k}", "namespace": "default"},
                                   "spec": {"nodeName": name, "containers": [{"name": "c", "image": "nginx"}]},
                                   "status": {"phase": "Running"}}, namespace="default")
-    pod = store.create("pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": "default"},
+    pod = store.create("pods", {"apiVersion": "v1", "kind": "Pod",
+                                "metadata": {"name": "web-1", "namespace": "default"},
                                 "spec": {"containers": [{"name": "c", "image": "nginx"}]},
                                 "status": {"phase": "Pending"}}, namespace="default")
-    store.create("events", {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "web-1.1", "namespace": "default"},
+    store.create("events", {"apiVersion": "v1", "kind": "Event",
+                            "metadata": {"name": "web-1.1", "namespace": "default"},
                             "involvedObject": {"kind": "Pod", "namespace": "default", "name": "web-1",
                                                "uid": pod["metadata"]["uid"]},
                             "reason": "FailedScheduling", "message": TOO_MANY, "type": "Warning", "count": 3,

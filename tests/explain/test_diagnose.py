@@ -215,7 +215,8 @@ def test_throttling_names_the_api_and_the_count():
     doc = enis_doc(full_eni("eni-0aaa", 0, 10), full_eni("eni-0bbb", 1, 20, used=5, slots=2))
     throttled = ("An error occurred (RequestLimitExceeded) when calling the AssignPrivateIpAddresses operation "
                  "(reached max retries: 2): Request limit exceeded.")
-    lines = [log(T0 + 20, "WARNING", f"failed to allocate all available IP addresses on ENI eni-0bbb, err: {throttled}"),
+    lines = [log(T0 + 20, "WARNING",
+                 f"failed to allocate all available IP addresses on ENI eni-0bbb, err: {throttled}"),
              log(T0 + 26, "ERROR", f"Failed to increase pool size: {throttled}")]
     m = metrics(3, 15, 2, 7, 7, api_errors={("AssignPrivateIpAddresses", "RequestLimitExceeded"): 3})
     d = diagnose(facts(pod(), creating_events(), enis=doc, metrics_text=m, log_lines=lines))
@@ -302,7 +303,8 @@ def test_an_ec2_error_is_over_once_ec2_answers_otherwise():
     throttle = log(T0 + 10, "ERROR", "Failed to increase pool size: An error occurred (RequestLimitExceeded) when "
                                      "calling the AssignPrivateIpAddresses operation: Request limit exceeded.")
     full = log(T0 + 40, "ERROR", "Failed to allocate 3 IP addresses on an ENI: An error occurred "
-                                 "(InsufficientFreeAddressesInSubnet) when calling the CreateNetworkInterface operation")
+                                 "(InsufficientFreeAddressesInSubnet) when calling the CreateNetworkInterface "
+                                 "operation")
     m = metrics(3, 15, 2, 7, 7)
     later_error = diagnose(facts(pod(), creating_events(), enis=doc, metrics_text=m, log_lines=[throttle, full]))
     assert later_error.codes == ["subnet-exhausted"]

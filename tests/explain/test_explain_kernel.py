@@ -241,7 +241,8 @@ def test_no_aligned_prefix_in_a_small_subnet_under_prefix_delegation(cluster):
     assert cause.numbers["available"] == 26
     text = d.render()
     assert ("26 addresses are free but no whole, aligned /28 is: 192.168.1.0/27 has 2 aligned /28 blocks, the first "
-            "and the last hold addresses AWS keeps (the first four, the last), so at most 0 can ever be a prefix") in text
+            "and the last hold addresses AWS keeps (the first four, the last), so at most 0 can ever be a "
+            "prefix") in text
     assert "create-subnet-cidr-reservation" in text and "--reservation-type prefix" in text
 
 

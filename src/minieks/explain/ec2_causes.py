@@ -84,7 +84,8 @@ def subnet_exhausted(s: Situation) -> Cause | None:
     remedy = ["more addresses for pods: add a secondary CIDR to the VPC with subnets tagged kubernetes.io/role/cni=1 "
               "(subnet discovery) or use custom networking (ENIConfig)",
               "find who holds the subnet's addresses: leaked 'available' ENIs (description aws-K8S-*), and warm "
-              "pools — WARM_ENI_TARGET=1 keeps a whole spare ENI per node; WARM_IP_TARGET/MINIMUM_IP_TARGET keep fewer",
+              "pools — WARM_ENI_TARGET=1 keeps a whole spare ENI per node; WARM_IP_TARGET/MINIMUM_IP_TARGET "
+              "keep fewer",
               "carve a reserved range with create-subnet-cidr-reservation"]
     last = max([r.time for r in full_lines if r.time] + [e.time for e in errors if e.time], default=None)
     return Cause("subnet-exhausted", f"subnet exhausted: EC2 has no free address for the node in "

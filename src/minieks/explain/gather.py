@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import boto3
 from botocore.config import Config
@@ -125,7 +124,8 @@ def _gather(cluster: str, namespace: str, name: str) -> Facts:
     endpoints = _endpoints(cluster)
     kube = KubeClient.from_kubeconfig(endpoints["kubeconfig"])
     pod = kube.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
-    selector = f"involvedObject.name={name},involvedObject.namespace={namespace},involvedObject.uid={pod['metadata']['uid']}"
+    selector = (f"involvedObject.name={name},involvedObject.namespace={namespace},"
+                f"involvedObject.uid={pod['metadata']['uid']}")
     events = kube.get(f"/api/v1/namespaces/{namespace}/events", fieldSelector=selector).get("items") or []
     usage, nodes = _node_usage(kube)
     facts = Facts(pod=pod, events=events, now=time.time(), nodes=usage,

@@ -31,7 +31,8 @@ def ipamd_not_ready(s: Situation) -> Cause | None:
         evidence.append(f'kubelet: the plugin could not reach ipamd: "{plugin_error(message)}" '
                         f"({n} sandbox failure{'s' if n != 1 else ''})")
     if socket_missing:
-        evidence.append(f"ipamd's gRPC socket {ipamd.socket_path or 'unix:/var/run/aws-node/ipamd.sock'} does not exist")
+        path = ipamd.socket_path or "/var/run/aws-node/ipamd.sock"
+        evidence.append(f"ipamd's gRPC socket {path} does not exist")
     if unreachable:
         evidence.append(f"introspection (127.0.0.1:61679 in the node) did not answer: {ipamd.enis_error}")
     if ipamd is not None and ipamd.metrics is None and ipamd.metrics_error:

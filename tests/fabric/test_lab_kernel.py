@@ -50,8 +50,8 @@ def state_root(tmp_path_factory) -> Iterator[Path]:
 
 
 def lab_processes(name: str) -> list[int]:
-    """Processes whose command line names the lab's state directory (its ipamds)."""
-    needle = str(state_dir(name)).encode()
+    """Processes whose command line names the lab's socket directory (its ipamds)."""
+    needle = f"/run/mek-{name}/".encode()
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid():

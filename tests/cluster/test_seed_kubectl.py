@@ -114,3 +114,36 @@ def test_the_cluster_resumes_after_a_supervisor_restart(make_cluster):
         assert "1 received" in kubectl("exec", name, "--", "ping", "-c", "1", other).stdout
     finally:
         again.stop()
+
+
+def test_up_status_kubeconfig_down_from_the_command_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, MINIEKS_STATE_ROOT=str(tmp_path / "state"))
+    spec = tmp_path / "c.yaml"
+    spec.write_text("name: cli1\nnodeGroups:\n- {name: ng1, instanceType: t3.medium, desiredCapacity: 1}\n")
+
+    def minieks(*args):
+        return subprocess.run([sys.executable, "-m", "minieks.cli", *args], capture_output=True, text=True, env=env,
+                              timeout=300)
+    try:
+        up = minieks("up", "-f", str(spec))
+        assert up.returncode == 0, up.stderr
+        assert "cluster cli1: running" in up.stdout and "[minieks] cluster ready" in up.stderr
+        assert minieks("up", "--cluster", "cli1").stdout.startswith("cluster cli1: running")   # idempotent
+        kubeconfig = minieks("kubeconfig", "--cluster", "cli1").stdout.strip()
+        assert oct(os.stat(kubeconfig).st_mode & 0o777) == "0o600"
+        nodes = subprocess.run(["kubectl", "get", "nodes"], capture_output=True, text=True, timeout=60,
+                               env=dict(env, KUBECONFIG=kubeconfig)).stdout
+        assert " Ready " in nodes
+        log = next((tmp_path / "state" / "mek-cli1" / "nodes").glob("*/ipamd.log")).read_text()
+        assert "IP pool manager - max pods: 17," in log          # read from the Node through the API
+        bad = minieks("up", "-f", str(spec).replace("c.yaml", "nope.yaml"))
+        assert bad.returncode == 2 and "cannot read" in bad.stderr
+    finally:
+        down = minieks("down", "--cluster", "cli1")
+    assert down.returncode == 0 and "cluster cli1 deleted" in down.stdout
+    assert minieks("status", "--cluster", "cli1").stdout.startswith("cluster cli1: not created")
+    assert "mek-cli1-" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

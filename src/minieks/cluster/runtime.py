@@ -107,7 +107,7 @@ class ClusterRuntime:
             kubelet.node.cni_env = {**kubelet.node.cni_env, **self.spec.cni_environment}
             self.progress(f"restarting aws-node (ipamd) on {kubelet.node_name} with the new environment")
             self.lab.stop_ipamd(kubelet.node)
-            self.lab.start_ipamd(kubelet.node, kubelet.max_pods)
+            self.lab.start_ipamd(kubelet.node, kubelet.max_pods, extra_args=self._ipamd_api_args(kubelet.node_name))
 
     def _persist_spec(self) -> None:
         (self.state / "cluster.json").write_text(self.spec.model_dump_json(by_alias=True, indent=1))
@@ -211,9 +211,13 @@ class ClusterRuntime:
                     "eks:nodegroup-name": group.name, "alpha.eksctl.io/nodegroup-name": group.name,
                     f"kubernetes.io/cluster/{spec.name}": "owned"}
             max_pods = self._max_pods(group.instance_type)
-            node = lab.add_node(group.instance_type, subnet, spec.cni_environment, max_pods=max_pods, tags=tags)
+            node = lab.add_node(group.instance_type, subnet, spec.cni_environment, max_pods=max_pods, tags=tags,
+                                start=False)
             inst = lab.ec2.describe_instances(InstanceIds=[node.instance_id])["Reservations"][0]["Instances"][0]
             self._start_node(node, inst, group.name, group.instance_type, adopted=False)
+
+    def _ipamd_api_args(self, node_name: str) -> list[str]:
+        return ["--kubeconfig", str(self.state / "kubeconfig"), "--node-name", node_name]
 
     def _max_pods(self, instance_type: str) -> int:
         pd = self.spec.cni_environment.get("ENABLE_PREFIX_DELEGATION", "false").lower() == "true"
@@ -229,12 +233,13 @@ class ClusterRuntime:
         max_pods = self._max_pods(instance_type)
         if adopted:
             self.progress(f"resuming node {node_name}")
-            self.lab.start_ipamd(node, max_pods)
         kubelet = Kubelet(self.store, self.lab, node, node_name, kube_version=spec.kubernetes_version,
                           instance_type=instance_type, zone=zone, zone_id=self.lab.ec2_service.zone_id(zone),
                           region=spec.region, cluster=spec.name, nodegroup=group, max_pods=max_pods,
                           public_ip=inst.get("PublicIpAddress"), images=self.images)
         kubelet.register()
+        # aws-node reads max pods (the Node's capacity) and ENIConfigs from the API, like on EKS
+        self.lab.start_ipamd(node, max_pods, extra_args=self._ipamd_api_args(node_name))
         kubelet.start()
         self.kubelets[node_name] = kubelet
 

@@ -108,8 +108,8 @@ class Lab:
     # -------------------------------------------------------------------------------- nodes
     def add_node(self, instance_type: str, subnet: str, cni_env: dict[str, str] | None = None,
                  max_pods: int | None = None, tags: dict[str, str] | None = None,
-                 wait: float = 60.0) -> LabNode:
-        """Launch an instance and start its ipamd (aws-node) in the node's namespace."""
+                 wait: float = 60.0, start: bool = True) -> LabNode:
+        """Launch an instance and (unless `start` is False) start its ipamd (aws-node) for the node."""
         if subnet not in self.subnets:
             raise LabError(f"unknown subnet {subnet!r}; the lab has {', '.join(self.subnets) or 'none'}")
         tag_spec = [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()]}]
@@ -117,7 +117,8 @@ class Lab:
                                      MaxCount=1, SubnetId=self.subnets[subnet],
                                      **({"TagSpecifications": tag_spec} if tags else {}))
         node = self.adopt_node(run["Instances"][0], subnet, cni_env)
-        self.start_ipamd(node, max_pods, wait)
+        if start:
+            self.start_ipamd(node, max_pods, wait)
         self._save()
         return node
 

@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--node-namespace", help="the node's network namespace (mek-...); none: no kernel changes")
     run.add_argument("--max-pods", type=int, help="kubelet's max pods (default: 110, as without an API server)")
     run.add_argument("--metrics-port", type=int, default=61678, help="Prometheus /metrics port (upstream: 61678)")
+    run.add_argument("--kubeconfig", help="read max pods and ENIConfigs from this cluster's API (as aws-node)")
+    run.add_argument("--node-name", help="this node's name in the cluster (MY_NODE_NAME)")
     run.set_defaults(handler=run_command)
 
 
@@ -48,7 +50,7 @@ def run_command(args: argparse.Namespace) -> str:
     options = DaemonOptions(endpoint_url=args.endpoint_url, instance_id=args.instance_id, region=args.region,
                             socket_path=args.socket, node_namespace=args.node_namespace)
     try:
-        run_from_environment(options, args.max_pods, args.metrics_port)
+        run_from_environment(options, args.max_pods, args.metrics_port, args.kubeconfig, args.node_name)
     except ConfigError as err:
         raise UsageError(str(err)) from None
     return ""

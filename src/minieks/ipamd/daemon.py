@@ -132,8 +132,22 @@ def _node_network(options: DaemonOptions, config: IpamdConfig) -> NodeNetwork | 
     return KernelNodeNetwork(options.node_namespace, config)
 
 
-def run_from_environment(options: DaemonOptions, max_pods: int | None, metrics_port: int = 61678) -> None:
-    """Read the aws-node environment as upstream does, then run until SIGTERM."""
+def run_from_environment(options: DaemonOptions, max_pods: int | None, metrics_port: int = 61678,
+                         kubeconfig: str | None = None, node_name: str | None = None) -> None:
+    """Read the aws-node environment as upstream does, then run until SIGTERM.
+
+    With a kubeconfig, max pods and ENIConfigs come from the Kubernetes API (the node's capacity),
+    after waiting for the node to register, as aws-node does; otherwise from --max-pods (110 if
+    absent, upstream's fallback without an API server)."""
     config = dataclasses.replace(IpamdConfig.from_env(os.environ), metrics_port=metrics_port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    IpamdDaemon(options, config, cluster=StaticCluster(max_pods)).serve_until_signalled()
+    cluster = StaticCluster(max_pods)
+    node_name = node_name or config.node_name
+    if kubeconfig and node_name:
+        from minieks.ipamd.kube_cluster import KubernetesCluster
+        api = KubernetesCluster(kubeconfig, node_name, config.eni_config_annotation_def, config.eni_config_label_def)
+        if api.wait_for_node():
+            cluster = api
+        else:
+            log.warning("node %s did not appear in the API server; using max pods %s", node_name, max_pods or 110)
+    IpamdDaemon(options, config, cluster=cluster).serve_until_signalled()

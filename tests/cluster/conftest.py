@@ -38,7 +38,7 @@ class Kubectl:
         return json.loads(self(*args, "-o", "json").stdout)
 
 
-def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
+def wait_for(predicate, timeout: float = 60, what: str = "condition", interval: float = 0.5):
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = predicate()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.conftest import wait_for
+
 from minieks.cluster.runtime import ClusterRuntime
 from minieks.cluster.spec import ClusterSpec, NodeGroupSpec
 from minieks.fabric.lab import cleanup
@@ -47,16 +49,6 @@ def deployment(name: str, replicas: int) -> dict:
                      "template": {"metadata": {"labels": labels},
                                   "spec": {"terminationGracePeriodSeconds": 0,
                                            "containers": [{"name": name, "image": "nginx:alpine"}]}}}}
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
@@ -115,7 +107,7 @@ def test_board_follows_pods_live_in_chromium(cluster, tmp_path):
 
         # pods appear: on their nodes, each on the slot of its address
         runtime.store.create("deployments", deployment("web", 4), namespace="default")
-        wait_for(lambda: len(running_web(runtime)) == 4, 90, "4 web pods Running")
+        wait_for(lambda: len(running_web(runtime)) == 4, 90, what="4 web pods Running", interval=0.2)
         seen_running = time.time()
         state = wait_for(lambda: (s := page_state(page)) and
                          set(page_web(s)) >= set(running_web(runtime)) and
@@ -137,10 +129,10 @@ def test_board_follows_pods_live_in_chromium(cluster, tmp_path):
 
         # scale up then down: pods go, their addresses cool down, the page follows without a reload
         runtime.store.patch("deployments", "default", "web", {"spec": {"replicas": 7}})
-        wait_for(lambda: len(running_web(runtime)) == 7, 90, "7 web pods Running")
+        wait_for(lambda: len(running_web(runtime)) == 7, 90, what="7 web pods Running", interval=0.2)
         before = running_web(runtime)
         runtime.store.patch("deployments", "default", "web", {"spec": {"replicas": 3}})
-        wait_for(lambda: len(web_pods_in_store(runtime)) == 3, 60, "the web Deployment at 3 pods")
+        wait_for(lambda: len(web_pods_in_store(runtime)) == 3, 60, what="the web Deployment at 3 pods", interval=0.2)
         gone_at = time.time()
         remaining = web_pods_in_store(runtime)
         state = wait_for(lambda: (s := page_state(page)) and set(page_web(s)) == remaining and s,

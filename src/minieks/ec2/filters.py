@@ -90,3 +90,17 @@ def paginate(items: list[T], params: dict, limits: tuple[int, int] = (5, 1000),
     end = start + size
     next_token = base64.urlsafe_b64encode(f"offset:{end}".encode()).decode() if end < len(items) else None
     return items[start:end], next_token
+
+
+def describe(ids: list[str], find: Callable[[str], T], every: Callable[[], list[T]], params: dict,
+             readers: dict[str, Reader], key: str, render: Callable[[T], dict],
+             tags: Callable[[T], dict[str, str]] | None = None) -> dict:
+    """The shape every Describe* action shares: by id (NotFound for an unknown one) or all, then
+    filters, then one page under `key`, with NextToken when more remain."""
+    found = [find(i) for i in ids] if ids else every()
+    found = apply(found, params.get("Filters"), readers, tags=tags)
+    page, token = paginate(found, params)
+    out: dict = {key: [render(item) for item in page]}
+    if token:
+        out["NextToken"] = token
+    return out

@@ -221,11 +221,6 @@ ENI_FILTERS = {
 
 @action("DescribeNetworkInterfaces", mutating=False)
 def describe_network_interfaces(svc: Ec2Service, p: dict) -> dict:
-    ids = p.get("NetworkInterfaceIds") or []
-    found = [lookup.eni(svc, i) for i in ids] if ids else list(svc.state.enis.values())
-    found = filters.apply(found, p.get("Filters"), ENI_FILTERS, tags=lambda e: e.tags)
-    page, token = filters.paginate(found, p)
-    out = {"NetworkInterfaces": [e.to_api() for e in page]}
-    if token:
-        out["NextToken"] = token
-    return out
+    return filters.describe(p.get("NetworkInterfaceIds") or [], lambda i: lookup.eni(svc, i),
+                            lambda: list(svc.state.enis.values()), p, ENI_FILTERS, "NetworkInterfaces",
+                            lambda e: e.to_api(), tags=lambda e: e.tags)

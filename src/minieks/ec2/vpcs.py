@@ -45,14 +45,8 @@ VPC_FILTERS = {
 
 @action("DescribeVpcs", mutating=False)
 def describe_vpcs(svc: Ec2Service, p: dict) -> dict:
-    ids = p.get("VpcIds") or []
-    found = [lookup.vpc(svc, i) for i in ids] if ids else list(svc.state.vpcs.values())
-    found = filters.apply(found, p.get("Filters"), VPC_FILTERS, tags=lambda v: v.tags)
-    page, token = filters.paginate(found, p)
-    out = {"Vpcs": [v.to_api() for v in page]}
-    if token:
-        out["NextToken"] = token
-    return out
+    return filters.describe(p.get("VpcIds") or [], lambda i: lookup.vpc(svc, i), lambda: list(svc.state.vpcs.values()),
+                            p, VPC_FILTERS, "Vpcs", lambda v: v.to_api(), tags=lambda v: v.tags)
 
 
 @action("CreateSubnet")
@@ -93,14 +87,9 @@ SUBNET_FILTERS = {
 
 @action("DescribeSubnets", mutating=False)
 def describe_subnets(svc: Ec2Service, p: dict) -> dict:
-    ids = p.get("SubnetIds") or []
-    found = [lookup.subnet(svc, i) for i in ids] if ids else list(svc.state.subnets.values())
-    found = filters.apply(found, p.get("Filters"), SUBNET_FILTERS, tags=lambda s: s.tags)
-    page, token = filters.paginate(found, p)
-    out = {"Subnets": [s.to_api() for s in page]}
-    if token:
-        out["NextToken"] = token
-    return out
+    return filters.describe(p.get("SubnetIds") or [], lambda i: lookup.subnet(svc, i),
+                            lambda: list(svc.state.subnets.values()), p, SUBNET_FILTERS, "Subnets",
+                            lambda s: s.to_api(), tags=lambda s: s.tags)
 
 
 @action("ModifySubnetAttribute")

@@ -151,7 +151,8 @@ def status(name: str) -> str:
     return (f"cluster {name}: running (supervisor pid {pid})\n"
             f"  Kubernetes API  {ep['api_url']}\n"
             f"  EC2 endpoint    {ep['ec2_url']}  (aws --endpoint-url {ep['ec2_url']} ec2 ...)\n"
-            f"  kubeconfig      export KUBECONFIG={ep['kubeconfig']}\n")
+            f"  kubeconfig      export KUBECONFIG={ep['kubeconfig']}\n"
+            + (f"  board           {ep['board_url']}\n" if ep.get("board_url") else ""))
 
 
 def kubeconfig(name: str, print_content: bool) -> str:

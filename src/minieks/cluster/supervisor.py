@@ -62,6 +62,8 @@ def resolve_spec(path: str | None, name: str | None) -> ClusterSpec:
 
 
 def up(spec: ClusterSpec, foreground: bool) -> str:
+    if os.geteuid() != 0:
+        raise UsageError("minieks up needs root: nodes and pods are network namespaces (run it with sudo)")
     state = state_dir(spec.name)
     if running_pid(spec.name):
         return status(spec.name)

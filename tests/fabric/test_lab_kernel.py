@@ -50,7 +50,7 @@ def state_root(tmp_path_factory) -> Iterator[Path]:
 
 
 def lab_processes(name: str) -> list[int]:
-    """Processes whose command line names the lab's socket directory (its ipamds)."""
+    """Processes whose command line names the lab's socket directory (its ipamds and CNI executors)."""
     needle = f"/run/mek-{name}/".encode()
     found = []
     for entry in os.listdir("/proc"):
@@ -377,10 +377,10 @@ def test_cleanup_after_kill_9_leaves_no_namespace_and_no_process(state_root, how
         ready, _, _ = select.select([child.stdout], [], [], 60)
         assert ready, "the crashing lab did not start"
         started = json.loads(child.stdout.readline())
-        pid_files = list((state_dir(name) / "pids").glob("ipamd-*.pid"))
-        assert len(pid_files) == 1
-        ipamd = json.loads(pid_files[0].read_text())["pid"]
-        assert lab_processes(name) == [ipamd]
+        pid_files = sorted((state_dir(name) / "pids").glob("*.pid"))
+        assert [f.name.split("-")[0] for f in pid_files] == ["cni", "ipamd"]      # the node's executor and ipamd
+        recorded = sorted(json.loads(f.read_text())["pid"] for f in pid_files)
+        assert sorted(lab_processes(name)) == recorded
         assert len(netns.list_namespaces(f"mek-{name}-")) == 5          # vpc igw inet n1 and the pod
 
         os.kill(child.pid, signal.SIGKILL)

@@ -55,13 +55,15 @@ def net_config(cni_env: dict[str, str], prev_result: dict | None = None) -> byte
 
 
 def call(command: str, node_namespace: str, pod: PodRef, ipamd_socket: str, cni_env: dict[str, str],
-         prev_result: dict | None = None, timeout: float = 60) -> dict | None:
+         prev_result: dict | None = None, timeout: float = 60, executor: str | None = None) -> dict | None:
     """Run one CNI command for a pod; the parsed result for ADD, None for DEL/CHECK."""
     env = dict(os.environ, CNI_COMMAND=command, CNI_CONTAINERID=pod.sandbox_id, CNI_NETNS=pod.netns_path,
                CNI_IFNAME="eth0", CNI_PATH=os.path.dirname(plugin_path()),
                CNI_ARGS=(f"IgnoreUnknown=1;K8S_POD_NAMESPACE={pod.namespace};K8S_POD_NAME={pod.name};"
                          f"K8S_POD_INFRA_CONTAINER_ID={pod.sandbox_id};K8S_POD_UID={pod.uid}"),
                MINIEKS_IPAMD_SOCKET=ipamd_socket)
+    if executor:
+        env["MINIEKS_CNI_EXECUTOR"] = executor
     try:
         done = subprocess.run(["ip", "netns", "exec", node_namespace, plugin_path()],
                               input=net_config(cni_env, prev_result), capture_output=True, env=env, timeout=timeout)

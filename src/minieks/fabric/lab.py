@@ -148,6 +148,7 @@ class Lab:
                 *(extra_args or [])]
         with contextlib.suppress(FileNotFoundError):
             os.unlink(node.socket)
+        self.start_cni_executor(node)
         proc = processes.spawn(argv, self.state / "pids", f"ipamd-{node.instance_id}", env=env,
                                log_path=node_dir / "ipamd.log")
         deadline = time.time() + wait
@@ -159,6 +160,20 @@ class Lab:
 
     def stop_ipamd(self, node: LabNode) -> None:
         processes.stop(self.state / "pids", f"ipamd-{node.instance_id}")
+        processes.stop(self.state / "pids", f"cni-{node.instance_id}")
+
+    def start_cni_executor(self, node: LabNode) -> None:
+        """The node's warm CNI executor (cni/executor.py), in the node's namespace: the aws-cni
+        executable hands its work to it instead of importing everything on every pod."""
+        path = executor_socket(self.name, node.instance_id)
+        name = f"cni-{node.instance_id}"
+        if os.path.exists(path) and any(n == name for n, _ in processes.running(self.state / "pids")):
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        argv = ["ip", "netns", "exec", node.namespace, sys.executable, "-m", "minieks.cni.executor", "--socket", path]
+        processes.spawn(argv, self.state / "pids", name,
+                        log_path=self.state / "nodes" / node.instance_id / "cni-executor.log")
 
     # --------------------------------------------------------------------------------- pods
     def add_pod(self, node: LabNode, namespace: str, name: str, uid: str | None = None) -> LabPod:
@@ -172,7 +187,8 @@ class Lab:
         try:
             with netns.iproute(pod_ns) as ipr:
                 ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
-            result = runtime.call("ADD", node.namespace, ref, node.socket, node.cni_env)
+            result = runtime.call("ADD", node.namespace, ref, node.socket, node.cni_env,
+                                  executor=executor_socket(self.name, node.instance_id))
         except Exception:
             netns.delete(pod_ns)
             raise
@@ -191,7 +207,8 @@ class Lab:
         """CNI DEL (idempotent), then the sandbox's namespace goes, as containerd removes it."""
         node = self.nodes[pod.node]
         ref = runtime.PodRef(pod.namespace, pod.name, "", pod.sandbox_id, netns.path(pod.netns))
-        runtime.call("DEL", node.namespace, ref, node.socket, node.cni_env, prev_result=pod.result or None)
+        runtime.call("DEL", node.namespace, ref, node.socket, node.cni_env, prev_result=pod.result or None,
+                     executor=executor_socket(self.name, node.instance_id))
         netns.delete(pod.netns)
         resolv.remove_resolv_conf(pod.netns)
         with self._lock:
@@ -237,6 +254,10 @@ def socket_path(lab: str, instance_id: str) -> str:
     folder = Path("/run") / f"mek-{LabNames.of(lab).lab}"
     folder.mkdir(parents=True, exist_ok=True)
     return str(folder / f"ipamd-{instance_id}.sock")
+
+
+def executor_socket(lab: str, instance_id: str) -> str:
+    return str(Path(socket_path(lab, instance_id)).with_name(f"cni-{instance_id}.sock"))
 
 
 def sandbox_id(uid: str) -> str:

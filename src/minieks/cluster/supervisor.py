@@ -31,15 +31,22 @@ def _pid_file(state: Path) -> Path:
     return state / "supervisor.pid"
 
 
-def running_pid(name: str) -> int | None:
-    """The supervisor's pid if it runs (checked against its command line, as pids get reused)."""
-    path = _pid_file(state_dir(name))
+def _is_supervisor(pid: int) -> bool:
+    """Whether pid is a live supervisor (checked against its command line, as pids get reused)."""
     try:
-        pid = int(path.read_text().split()[0])
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"minieks" in cmdline and b"up" in cmdline
+
+
+def running_pid(name: str) -> int | None:
+    """The supervisor's pid if it runs."""
+    try:
+        pid = int(_pid_file(state_dir(name)).read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    return pid if b"minieks" in cmdline and b"up" in cmdline else None
+    return pid if _is_supervisor(pid) else None
 
 
 def saved_spec(name: str) -> ClusterSpec | None:
@@ -126,10 +133,11 @@ def down(name: str) -> str:
     pid = running_pid(name)
     if pid:
         os.kill(pid, signal.SIGTERM)
+        # wait for the process itself, not its pid file: that goes before the interpreter has exited
         deadline = time.time() + 60
-        while running_pid(name) and time.time() < deadline:
+        while _is_supervisor(pid) and time.time() < deadline:
             time.sleep(0.2)
-        if running_pid(name):
+        if _is_supervisor(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     removed = cleanup(name)

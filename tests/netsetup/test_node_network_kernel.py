@@ -237,3 +237,17 @@ def test_host_links_delete_rules_and_update_pod_rule(node_lab):
     assert lines(node_lab.ip(node_lab.node, "rule")) == [
         BASE_RULES[0], "512:\tfrom all to 192.168.1.64 lookup main", "1536:\tfrom 192.168.1.64 lookup 2",
         *BASE_RULES[1:]]
+
+
+def test_link_macs_reads_the_namespace_as_ip_link_does(node_lab):
+    """The raw RTM_GETLINK dump behind ENI lookup and ADD's MAC choice agrees with `ip -j link`,
+    for the named namespace (never the caller's) and for the calling thread's."""
+    import json
+
+    from minieks.netsetup import netlink
+
+    shown = {link["ifname"]: link.get("address", "") for link in json.loads(node_lab.ip(node_lab.node, "-j", "link"))}
+    assert netlink.link_macs(node_lab.node) == shown
+    assert shown["eth1"] == node_lab.eth1_mac and shown["lo"] == "00:00:00:00:00:00"
+    with netns.entered(node_lab.node):
+        assert netlink.link_macs() == shown

@@ -134,7 +134,8 @@ class KernelNodeNetwork:
 
     def _link_by_mac(self, ipr: Any, mac: str, tries: int) -> Any:
         for attempt in range(max(tries, 1)):
-            found = netlink.link_by_mac(ipr, mac)
+            name = next((n for n, m in netlink.link_macs(self.node_ns).items() if m == mac.lower()), None)
+            found = netlink.link_by_name(ipr, name) if name else None
             if found is not None:
                 return found
             if attempt + 1 < tries:
@@ -178,8 +179,7 @@ class KernelNodeNetwork:
     # ------------------------------------------------------------------- checkpoint clean-ups
     def host_links(self) -> list[str] | None:
         """Link names in the node (restore keeps checkpoint entries whose host veth exists)."""
-        with self._ipr() as ipr:
-            return [netlink.link_name(m) for m in netlink.links(ipr)]
+        return list(netlink.link_macs(self.node_ns))
 
     def delete_rules(self, rules_to_delete: Iterable[RuleDelete]) -> None:
         """Stale pods' 512/1536 rules; ones already gone are fine."""

@@ -117,10 +117,10 @@ def setup_pod_network(node: Any, pod_ns: str, ifaces: Sequence[PodInterface], mt
 
 def _setup_one(node: Any, node_fd: int, pod: Any, iface: PodInterface, mtu: int,
                created: _Created) -> str:
-    existing = netlink.links(node)
-    if any(netlink.link_name(m) == iface.host_veth for m in existing):
+    existing = netlink.link_macs()             # the calling thread is in the node's namespace
+    if iface.host_veth in existing:
         netlink.delete_link(node, iface.host_veth)
-    mac = random_mac({netlink.link_mac(m) for m in existing})
+    mac = random_mac(set(existing.values()))
     try:
         pod.link("add", ifname=iface.cont_veth, kind="veth", mtu=mtu, state="up",
                  peer={"ifname": iface.host_veth, "address": mac, "mtu": mtu, "net_ns_fd": node_fd})

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from minieks import goparse
-from minieks.ipamd.config import (ConfigError, IpamdConfig, checkpoint_path, mtu_error, pod_mtu,
-                                  validate_entrypoint_env)
+from minieks.ipamd.config import ConfigError, IpamdConfig, checkpoint_path, validate_entrypoint_env
+from minieks.netsetup.mtu import get_pod_mtu, validate_mtu_var
 
 VECTORS = yaml.safe_load((pathlib.Path(__file__).parents[1] / "data" / "conformance-vectors.yaml").read_text())
 BASE = {"ENABLE_IPv4": "true"}  # what the manifest supplies; the code default is false
@@ -205,15 +205,15 @@ def _mtu_cases():
 @pytest.mark.parametrize("source,case", list(_mtu_cases()))
 def test_mtu(source, case):
     if "TestGetPodMTU" in source:
-        assert pod_mtu(case["input"]) == case["expected"]
+        assert get_pod_mtu(case["input"]) == case["expected"]
     elif "TestGetEthernetMTU" in source:
         value = case["AWS_VPC_ENI_MTU"]
         assert parse({} if value == "unset" else {"AWS_VPC_ENI_MTU": value}).eni_mtu == case["expected"]
     else:
         eni = "9001" if case["AWS_VPC_ENI_MTU"] == "unset" else case["AWS_VPC_ENI_MTU"]
         pod = eni if case["POD_MTU"] == "unset" else case["POD_MTU"]
-        valid = [mtu_error("AWS_VPC_ENI_MTU", eni, case["ipv6"]) is None,
-                 mtu_error("POD_MTU", pod, case["ipv6"]) is None]
+        valid = [validate_mtu_var("AWS_VPC_ENI_MTU", eni, case["ipv6"]) is None,
+                 validate_mtu_var("POD_MTU", pod, case["ipv6"]) is None]
         assert valid == case["expected_valid"]
         env = {"AWS_VPC_ENI_MTU": eni, "POD_MTU": pod, "ENABLE_IPv6": str(case["ipv6"]).lower(),
                "ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1"}
@@ -246,3 +246,23 @@ def test_go_parse_int_base0(text, expected):
             goparse.parse_int_base0(text)
     else:
         assert goparse.parse_int_base0(text) == expected
+
+
+CIDR_GROUPS = VECTORS["env_cidr_parsing"]
+
+
+@pytest.mark.parametrize("case", CIDR_GROUPS[0]["cases"], ids=lambda c: c["value"] or "empty")
+def test_external_service_cidrs(case):
+    assert parse({"AWS_EXTERNAL_SERVICE_CIDRS": case["value"]}).external_service_cidrs == tuple(case["expected"] or ())
+
+
+@pytest.mark.parametrize("case", CIDR_GROUPS[1]["cases"])
+def test_exclude_snat_cidrs(case):
+    assert list(parse({"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS": case["value"]}).exclude_snat_cidrs) == case["expected"]
+
+
+def test_cidrs_normalised_to_network():
+    """env_cidr_parsing note: ParseCIDR normalises 10.0.1.1/20 to 10.0.0.0/20; netmask notation is refused."""
+    assert parse({"AWS_EXTERNAL_SERVICE_CIDRS": "10.0.1.1/20, 10.0.2.2/20"}).external_service_cidrs == \
+        ("10.0.0.0/20", "10.0.0.0/20")
+    assert parse({"AWS_EXTERNAL_SERVICE_CIDRS": "10.0.0.0/255.255.0.0"}).external_service_cidrs == ()

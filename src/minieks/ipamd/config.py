@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from minieks import goparse
+from minieks.netsetup.mtu import DEFAULT_MTU, get_ethernet_mtu, validate_mtu_var
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,6 @@ DEFAULT_METRICS_PORT = 61678
 DEFAULT_LOG_FILE = "/host/var/log/aws-routed-eni/ipamd.log"
 DEFAULT_PLUGIN_LOG_FILE = "/var/log/aws-routed-eni/plugin.log"
 DEFAULT_ENI_CONFIG_KEY = "k8s.amazonaws.com/eniConfig"
-DEFAULT_MTU = 9001
 DEFAULT_CONNMARK = 0x80
 DEFAULT_IP_COOLDOWN_SECONDS = 30
 DEFAULT_HTTP_TIMEOUT_SECONDS = 10
@@ -148,27 +148,6 @@ def env_snat_mode(env: Mapping[str, str]) -> str:
     return "prng"
 
 
-def env_eni_mtu(env: Mapping[str, str]) -> int:
-    """GetEthernetMTU: AWS_VPC_ENI_MTU when it is an integer, else 9001."""
-    value = env.get("AWS_VPC_ENI_MTU")
-    if value is None:
-        return DEFAULT_MTU
-    try:
-        return goparse.atoi(value)
-    except ValueError:
-        log.error("Failed to parse AWS_VPC_ENI_MTU will use %d", DEFAULT_MTU)
-        return DEFAULT_MTU
-
-
-def pod_mtu(value: str) -> int:
-    """GetPodMTU: an integer within 576..9001, else 9001."""
-    try:
-        mtu = goparse.atoi(value)
-    except ValueError:
-        return DEFAULT_MTU
-    return mtu if 576 <= mtu <= DEFAULT_MTU else DEFAULT_MTU
-
-
 def env_additional_tags(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """ADDITIONAL_ENI_TAGS: a JSON object of strings; invalid JSON is ignored, reserved keys dropped."""
     raw = env.get("ADDITIONAL_ENI_TAGS", "")
@@ -228,21 +207,9 @@ def validate_entrypoint_env(env: Mapping[str, str]) -> None:
     ipv6 = env_bool(env, "ENABLE_IPv6", False)
     eni_mtu = env_str(env, "AWS_VPC_ENI_MTU", str(DEFAULT_MTU))
     for name, default in (("AWS_VPC_ENI_MTU", str(DEFAULT_MTU)), ("POD_MTU", eni_mtu)):
-        error = mtu_error(name, env_str(env, name, default), ipv6)
+        error = validate_mtu_var(name, env_str(env, name, default), ipv6)
         if error:
             raise ConfigError(error)
-
-
-def mtu_error(name: str, value: str, ipv6: bool) -> str | None:
-    """The entrypoint's MTU check for one variable: None when valid, else upstream's message."""
-    try:
-        mtu = goparse.atoi(value)
-    except ValueError:
-        return f"{name} MUST be a valid integer. {value} is invalid"
-    low, family = (1280, "IPv6") if ipv6 else (576, "IPv4")
-    if mtu < low or mtu > DEFAULT_MTU:
-        return f"{name} cannot be less than {low} or greater than {DEFAULT_MTU} in {family}. {value} is invalid"
-    return None
 
 
 # --- the configuration ------------------------------------------------------------------------
@@ -352,7 +319,7 @@ class IpamdConfig:
             randomize_snat=env_snat_mode(env),
             node_port_support=env_bool(env, "AWS_VPC_CNI_NODE_PORT_SUPPORT", True),
             connmark=env_connmark(env),
-            eni_mtu=env_eni_mtu(env),
+            eni_mtu=get_ethernet_mtu(env),
             veth_prefix=env_str(env, "AWS_VPC_K8S_CNI_VETHPREFIX", "eni"),
             enable_v6_egress=env_bool(env, "ENABLE_V6_EGRESS", False),
         )

@@ -6,9 +6,12 @@ to start); keeping them apart keeps each one exact (spec §2.2, §2.3, §7.1).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from minieks.goparse import atoi
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MTU = 9001
 MIN_MTU_V4 = 576
@@ -33,6 +36,7 @@ def get_ethernet_mtu(env: Mapping[str, str]) -> int:
     try:
         return atoi(value)
     except ValueError:
+        log.error("Failed to parse AWS_VPC_ENI_MTU will use %d", DEFAULT_MTU)
         return DEFAULT_MTU
 
 

@@ -69,6 +69,19 @@ def test_the_seed_lab_with_kubectl(make_cluster):
     ip = next(p["status"]["podIP"] for p in pods if p["status"]["phase"] == "Running")
     page = kubectl("exec", name1, "--", "curl", "-s", "-m", "5", f"http://{ip}/").stdout
     assert "Welcome to nginx!" in page
+    # kubectl logs: nginx's access log names the netshoot pod's own address (no NAT on the way)
+    served = next(p["metadata"]["name"] for p in pods if p["status"].get("podIP") == ip)
+    source = kubectl.json("get", "pod", name1)["status"]["podIP"]
+    access = kubectl("logs", served).stdout.splitlines()
+    assert access[0] == "/docker-entrypoint.sh: Configuration complete; ready for start up"
+    assert re.fullmatch(rf'{re.escape(source)} - - \[\d\d/\w{{3}}/\d{{4}}:[\d:]{{8}} \+0000\] "GET / HTTP/1.1" 200 \d+ '
+                        r'"-" "curl/[\d.]+" "-"', access[-1]), access[-1]
+    assert kubectl("logs", name1).stdout == ""                        # netshoot's tail -f writes nothing
+    aws_node = next(p["metadata"]["name"] for p in kubectl.json("get", "pod", "-n", "kube-system")["items"]
+                    if p["metadata"]["name"].startswith("aws-node-"))
+    entrypoint = kubectl("logs", "-n", "kube-system", aws_node).stdout.splitlines()
+    assert entrypoint[:2] == ["Installed /host/opt/cni/bin/aws-cni", "Installed /host/opt/cni/bin/egress-cni"]
+    assert entrypoint[-1].endswith('level=info msg="Successfully copied CNI plugin binary and config file."')
     # clean up as the lab does
     assert 'deployment.apps "nginx-deployment" deleted' in kubectl("delete", "deployment", "nginx-deployment").stdout
     wait_for(lambda: not kubectl.json("get", "pod", "-l", "app=nginx")["items"], timeout=60, what="nginx gone")
@@ -94,6 +107,10 @@ def test_pods_wait_in_container_creating_when_the_node_has_no_address_left(make_
     assert "FailedCreatePodSandBox" in events
     assert ('plugin type="aws-cni" name="aws-cni" failed (add): add cmd: failed to assign an IP address to '
             'container') in events
+    waiting = kubectl("logs", creating[0]["metadata"]["name"], check=False)
+    assert waiting.returncode == 1
+    assert (f'container "nginx" in pod "{creating[0]["metadata"]["name"]}" is waiting to start: '
+            f'ContainerCreating') in waiting.stderr
 
 
 def test_the_cluster_resumes_after_a_supervisor_restart(make_cluster):

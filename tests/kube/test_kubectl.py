@@ -211,3 +211,37 @@ def test_get_pods_watch_prints_new_rows(cluster: tuple[Store, ApiServer, Kubectl
     finally:
         proc.kill()
         proc.wait(5)
+
+
+def test_logs_container_choice_tail_and_refusals(cluster: tuple[Store, ApiServer, Kubectl], tmp_path: Path) -> None:
+    """`kubectl logs` through the log subresource: kubectl's own default-container choice, --tail,
+    and the API server's refusals for a container the pod lacks and for --previous."""
+    store = cluster[0]
+    asked: list[tuple[str, str, str]] = []
+
+    def logs(namespace: str, pod: str, container: str) -> str:
+        asked.append((namespace, pod, container))
+        return "".join(f"{container} line {i}\n" for i in range(1, 4))
+    two = running_pod("logs-two", "web", "192.168.1.77")
+    two["spec"]["containers"].append({"name": "sidecar", "image": "busybox"})
+    store.create("pods", two)
+    store.create("pods", running_pod("logs-one", "one", "192.168.1.78"))
+    with ApiServer(store, state_dir=tmp_path / "state", log_handler=logs) as server:
+        server.write_kubeconfig(tmp_path / "kubeconfig")
+        kubectl = Kubectl(tmp_path / "kubeconfig", tmp_path / "cache")
+        assert kubectl.ok("logs", "logs-one") == "one line 1\none line 2\none line 3\n"
+        assert kubectl.ok("logs", "logs-one", "--tail=1") == "one line 3\n"
+        assert kubectl.ok("logs", "logs-one", "--tail=0") == ""
+        both = kubectl.run("logs", "logs-two")
+        assert both.returncode == 0 and both.stdout.startswith("web line 1")
+        assert 'Defaulted container "web" out of: web, sidecar' in both.stderr
+        assert kubectl.ok("logs", "logs-two", "-c", "sidecar").startswith("sidecar line 1")
+        wrong = kubectl.run("logs", "logs-two", "-c", "nope")
+        assert wrong.returncode == 1
+        assert "container nope is not valid for pod logs-two" in wrong.stderr
+        previous = kubectl.run("logs", "logs-one", "--previous")
+        assert previous.returncode == 1
+        assert 'previous terminated container "one" in pod "logs-one" not found' in previous.stderr
+        assert ("default", "logs-two", "sidecar") in asked
+    store.delete("pods", "default", "logs-two")
+    store.delete("pods", "default", "logs-one")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from minieks.aws import instance_types
-from minieks.cluster import naming, system
+from minieks.cluster import logs, naming, system
 from minieks.cluster.spec import DEFAULT_CNI_ENV, ClusterSpec, NodeGroupSpec
 from minieks.ec2.latency import Latency
 from minieks.ec2.service import Ec2Service
@@ -58,13 +58,16 @@ class ClusterRuntime:
         self.lab = Lab(spec.name, spec.region, service=service, ec2_port=endpoints.get("ec2_port", 0))
         self.progress("starting the Kubernetes API server")
         self.store = Store(str(self.state / "kube.sqlite"))
-        self.api = ApiServer(self.store, state_dir=self.state / "pki", port=endpoints.get("api_port", 0),
-                             version=GIT_VERSIONS[spec.kubernetes_version], exec_handler=self.exec_target)
+
+        def api_server(port: int) -> ApiServer:
+            return ApiServer(self.store, state_dir=self.state / "pki", port=port,
+                             version=GIT_VERSIONS[spec.kubernetes_version], exec_handler=self.exec_target,
+                             log_handler=self.pod_logs)
+        self.api = api_server(endpoints.get("api_port", 0))
         try:
             self.api.start()
-        except OSError:
-            self.api = ApiServer(self.store, state_dir=self.state / "pki", port=0,
-                                 version=GIT_VERSIONS[spec.kubernetes_version], exec_handler=self.exec_target)
+        except OSError:                          # the port of the last run is taken: any free one
+            self.api = api_server(0)
             self.api.start()
         self.api.write_kubeconfig(self.state / "kubeconfig", cluster=spec.name, region=spec.region)
         self.board = BoardServer.for_runtime(self).start()       # the cluster board, on 127.0.0.1 only
@@ -244,21 +247,38 @@ class ClusterRuntime:
         self.kubelets[node_name] = kubelet
 
     # ---------------------------------------------------------------------------- kubectl exec
+    def _kubelet_of(self, obj: dict) -> Kubelet | None:
+        return self.kubelets.get(obj["spec"].get("nodeName") or "")
+
+    def _sandbox_of(self, kubelet: Kubelet, obj: dict, container: str) -> str:
+        """The pod's network namespace, or the kubelet's refusal while it has none yet."""
+        netns = kubelet.netns_of(obj["metadata"]["namespace"], obj["metadata"]["name"])
+        if netns is None:
+            raise ApiError(400, "BadRequest", f'container "{container}" in pod "{obj["metadata"]["name"]}" is waiting '
+                                              f'to start: ContainerCreating')
+        return netns
+
     def exec_target(self, namespace: str, pod: str, container: str, argv: list[str], tty: bool) -> list[str]:
         """`kubectl exec`: the command runs in the pod's network namespace with the host's tools."""
         obj = self.store.get("pods", namespace, pod)
-        node = obj["spec"].get("nodeName")
-        kubelet = self.kubelets.get(node or "")
+        kubelet = self._kubelet_of(obj)
         if kubelet is None:
             raise ApiError(400, "BadRequest", f"pod {pod} is not running on a node of this cluster")
-        if obj["spec"].get("hostNetwork"):
-            netns = kubelet.node.namespace
-        else:
-            netns = kubelet.netns_of(namespace, pod)
-            if netns is None:
-                raise ApiError(400, "BadRequest", f'container "{container}" in pod "{pod}" is waiting to start: '
-                                                  f'ContainerCreating')
+        netns = kubelet.node.namespace if obj["spec"].get("hostNetwork") else self._sandbox_of(kubelet, obj, container)
         return ["ip", "netns", "exec", netns, *argv]
+
+    def pod_logs(self, namespace: str, pod: str, container: str) -> str:
+        """`kubectl logs`: the container's stdout as EKS would show it (cluster/logs.py)."""
+        obj = self.store.get("pods", namespace, pod)
+        kubelet = self._kubelet_of(obj)
+        if kubelet is None:                      # not scheduled: the API server has no node to ask
+            return ""
+        if obj["spec"].get("hostNetwork"):
+            is_aws_node = (obj["metadata"].get("labels") or {}).get("k8s-app") == "aws-node"
+            lines = logs.aws_node_lines(obj) if is_aws_node and container == "aws-node" else []
+        else:
+            lines = self.images.logs(self._sandbox_of(kubelet, obj, container), container)
+        return "".join(line + "\n" for line in lines)
 
     # -------------------------------------------------------------------------------- stop
     def stop(self) -> None:

@@ -5,12 +5,16 @@ serve (nginx, httpd, ...) answer HTTP on their container ports with their usual 
 thread whose listening socket was opened inside the pod's namespace. And, because grace periods
 show when deleting pods, an image whose main process ignores SIGTERM (a shell, `tail -f
 /dev/null`, `sleep`) waits out terminationGracePeriodSeconds, while servers stop at once.
+What nginx would write to its stdout (its start-up lines, then one access-log line per request)
+is kept per pod for `kubectl logs`.
 """
 
 from __future__ import annotations
 
+import collections
 import socketserver
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from minieks.fabric import netns
@@ -29,6 +33,11 @@ working. Further configuration is required.</p>
 </html>
 """
 SERVING = ("nginx", "httpd", "caddy", "traefik/whoami", "hashicorp/http-echo")
+NGINX_VERSION = "1.27.3"
+LOG_LINES = 1000                     # per pod; older lines go, as a rotated container log would
+NGINX_START = ("/docker-entrypoint.sh: Configuration complete; ready for start up",
+               '{t} [notice] 1#1: using the "epoll" event method', "{t} [notice] 1#1: nginx/" + NGINX_VERSION,
+               "{t} [notice] 1#1: start worker processes")
 
 
 def image_name(image: str) -> str:
@@ -55,7 +64,7 @@ def stops_on_sigterm(container: dict) -> bool:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server_version = "nginx/1.27.3"
+    server_version = "nginx/" + NGINX_VERSION
 
     def do_GET(self) -> None:
         body = NGINX_PAGE.encode()
@@ -64,14 +73,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+        self.server.log.append(access_line(self.client_address[0], time.time(), self.requestline, 200, len(body),
+                                           self.headers.get("Referer"), self.headers.get("User-Agent")))
 
     def log_message(self, format: str, *args) -> None:
         pass
 
 
+def access_line(client: str, when: float, request: str, status: int, size: int, referer: str | None,
+                agent: str | None) -> str:
+    """The docker nginx image's log_format main: combined plus X-Forwarded-For."""
+    stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(when))
+    return f'{client} - - [{stamp}] "{request}" {status} {size} "{referer or "-"}" "{agent or "-"}" "-"'
+
+
+def nginx_start_lines(when: float) -> list[str]:
+    stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime(when))
+    return [line.format(t=stamp) for line in NGINX_START]
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    log: collections.deque[str]
 
     def server_bind(self) -> None:
         socketserver.TCPServer.server_bind(self)          # no getfqdn(): no DNS from inside a pod
@@ -83,6 +107,7 @@ class ImageServers:
 
     def __init__(self) -> None:
         self._servers: dict[str, list[_Server]] = {}
+        self._logs: dict[tuple[str, str], collections.deque[str]] = {}
         self._lock = threading.Lock()
 
     def start(self, pod_netns: str, containers: list[dict]) -> None:
@@ -93,18 +118,30 @@ class ImageServers:
             for container in containers:
                 if not serves(container.get("image", "")):
                     continue
+                log: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
+                if image_name(container.get("image", "")) == "nginx":
+                    log.extend(nginx_start_lines(time.time()))
+                self._logs[(pod_netns, container.get("name", ""))] = log
                 ports = [p.get("containerPort") for p in container.get("ports") or [] if p.get("containerPort")] or [80]
                 for port in ports:
                     with netns.entered(pod_netns):
                         server = _Server(("0.0.0.0", int(port)), _Handler)
+                    server.log = log
                     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
                                      name=f"{pod_netns}-{port}").start()
                     started.append(server)
             self._servers[pod_netns] = started
 
+    def logs(self, pod_netns: str, container: str) -> list[str]:
+        """What the container has written to its stdout so far (nothing for images that do not serve)."""
+        with self._lock:
+            return list(self._logs.get((pod_netns, container), ()))
+
     def stop(self, pod_netns: str) -> None:
         with self._lock:
             servers = self._servers.pop(pod_netns, [])
+            for key in [k for k in self._logs if k[0] == pod_netns]:
+                del self._logs[key]
         for server in servers:
             server.shutdown()
             server.server_close()

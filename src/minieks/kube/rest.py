@@ -440,7 +440,23 @@ class RestApi:
         assert r.name is not None
         pod = self.store.get("pods", r.namespace, r.name)
         containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
-        container = first(req.query, "container") or (containers[0] if containers else "")
+        container = first(req.query, "container")
+        if container and container not in containers:
+            raise bad_request(f"container {container} is not valid for pod {r.name}")
+        if not container and len(containers) > 1:
+            raise bad_request(f"a container name must be specified for pod {r.name}, choose one of: "
+                              f"[{' '.join(containers)}]")
+        container = container or (containers[0] if containers else "")
+        if flag(req.query, "previous"):
+            raise bad_request(f'previous terminated container "{container}" in pod "{r.name}" not found')
+        tail = first(req.query, "tailLines")
+        try:
+            lines = int(tail) if tail is not None else -1
+        except ValueError:
+            raise bad_request(f'tailLines: Invalid value: "{tail}": must be an integer') from None
         text = self.log_handler(r.namespace or "", r.name, container) if self.log_handler else ""
+        if lines >= 0:                          # follow=true is answered with what there is so far
+            kept = text.splitlines(keepends=True)
+            text = "".join(kept[len(kept) - lines:] if lines else [])
         return Response(200, text.encode(), "text/plain")
 

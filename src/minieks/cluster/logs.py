@@ -20,8 +20,9 @@ def _logrus(when: float, message: str) -> str:
     return f'time="{time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))}" level=info msg="{message}"'
 
 
-def aws_node_lines(pod: dict) -> list[str]:
-    """The aws-vpc-cni entrypoint's output, timed by the pod's start and its Ready condition."""
+def aws_node_lines(pod: dict, ipamd_serving: bool = True) -> list[str]:
+    """The aws-vpc-cni entrypoint's output, timed by the pod's start and its Ready condition; it
+    stops at "Checking for IPAM connectivity" while ipamd does not serve its socket."""
     status = pod.get("status") or {}
     if not status.get("startTime"):
         return []
@@ -30,7 +31,7 @@ def aws_node_lines(pod: dict) -> list[str]:
     lines += [_logrus(started, "Starting IPAM daemon... "), _logrus(started, "Checking for IPAM connectivity... ")]
     ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready" and c.get("status") == "True"),
                  None)
-    if ready:
+    if ready and ipamd_serving:
         at = parse_rfc3339(ready.get("lastTransitionTime") or status["startTime"])
         lines += [_logrus(at, "Copying config file... "),
                   _logrus(at, "Successfully copied CNI plugin binary and config file.")]

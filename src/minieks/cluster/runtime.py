@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -275,7 +276,8 @@ class ClusterRuntime:
             return ""
         if obj["spec"].get("hostNetwork"):
             is_aws_node = (obj["metadata"].get("labels") or {}).get("k8s-app") == "aws-node"
-            lines = logs.aws_node_lines(obj) if is_aws_node and container == "aws-node" else []
+            serving = os.path.exists(kubelet.node.socket)
+            lines = logs.aws_node_lines(obj, serving) if is_aws_node and container == "aws-node" else []
         else:
             lines = self.images.logs(self._sandbox_of(kubelet, obj, container), container)
         return "".join(line + "\n" for line in lines)

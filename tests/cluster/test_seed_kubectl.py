@@ -1,12 +1,15 @@
 """The seed lab's kubectl commands, verbatim, against a minieks cluster of three t3.medium nodes."""
 
 import re
+import select
+import subprocess
+import time
 
 import pytest
 
 from minieks.cluster.spec import NodeGroupSpec
 from minieks.lab.seed import NETSHOOT, NGINX
-from tests.cluster.conftest import needs_kernel, needs_kubectl, wait_for
+from tests.cluster.conftest import KUBECTL, needs_kernel, needs_kubectl, wait_for
 
 pytestmark = [pytest.mark.kernel, needs_kernel, needs_kubectl]
 
@@ -77,6 +80,19 @@ def test_the_seed_lab_with_kubectl(make_cluster):
     assert re.fullmatch(rf'{re.escape(source)} - - \[\d\d/\w{{3}}/\d{{4}}:[\d:]{{8}} \+0000\] "GET / HTTP/1.1" 200 \d+ '
                         r'"-" "curl/[\d.]+" "-"', access[-1]), access[-1]
     assert kubectl("logs", name1).stdout == ""                        # netshoot's tail -f writes nothing
+    # kubectl logs -f: a request made after it started arrives on the open stream
+    follower = subprocess.Popen([KUBECTL, "--cache-dir", kubectl.cache, "logs", "-f", "--tail=0", served],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=kubectl.env)
+    try:
+        time.sleep(2)                                                 # kubectl has its stream open
+        kubectl("exec", name1, "--", "curl", "-s", "-m", "5", "-A", "followed/1.0", f"http://{ip}/")
+        ready, _, _ = select.select([follower.stdout], [], [], 15)
+        assert ready, "no line on the followed log"
+        line = follower.stdout.readline()
+        assert line.startswith(f"{source} - - [") and '"followed/1.0" "-"' in line, line
+    finally:
+        follower.kill()
+        follower.wait()
     aws_node = next(p["metadata"]["name"] for p in kubectl.json("get", "pod", "-n", "kube-system")["items"]
                     if p["metadata"]["name"].startswith("aws-node-"))
     entrypoint = kubectl("logs", "-n", "kube-system", aws_node).stdout.splitlines()

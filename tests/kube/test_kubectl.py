@@ -219,9 +219,16 @@ def test_logs_container_choice_tail_and_refusals(cluster: tuple[Store, ApiServer
     store = cluster[0]
     asked: list[tuple[str, str, str]] = []
 
-    def logs(namespace: str, pod: str, container: str) -> str:
+    def logs(namespace: str, pod: str, container: str):
         asked.append((namespace, pod, container))
-        return "".join(f"{container} line {i}\n" for i in range(1, 4))
+        calls = iter(range(1, 1000))
+
+        def read() -> str | None:                   # 3 lines, then one more per read, gone after 6
+            n = next(calls)
+            if n == 1:
+                return "".join(f"{container} line {i}\n" for i in range(1, 4))
+            return f"{container} line {n + 2}\n" if n <= 4 else None
+        return read
     two = running_pod("logs-two", "web", "192.168.1.77")
     two["spec"]["containers"].append({"name": "sidecar", "image": "busybox"})
     store.create("pods", two)
@@ -243,5 +250,9 @@ def test_logs_container_choice_tail_and_refusals(cluster: tuple[Store, ApiServer
         assert previous.returncode == 1
         assert 'previous terminated container "one" in pod "logs-one" not found' in previous.stderr
         assert ("default", "logs-two", "sidecar") in asked
+        # -f: the lines so far, then each new one as it comes, until the container is gone
+        followed = kubectl.run("logs", "-f", "logs-one", "--tail=1", timeout=20)
+        assert followed.returncode == 0, followed.stderr
+        assert followed.stdout == "one line 3\none line 4\none line 5\none line 6\n"
     store.delete("pods", "default", "logs-two")
     store.delete("pods", "default", "logs-one")

@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from minieks.aws import instance_types
@@ -268,19 +269,38 @@ class ClusterRuntime:
         netns = kubelet.node.namespace if obj["spec"].get("hostNetwork") else self._sandbox_of(kubelet, obj, container)
         return ["ip", "netns", "exec", netns, *argv]
 
-    def pod_logs(self, namespace: str, pod: str, container: str) -> str:
-        """`kubectl logs`: the container's stdout as EKS would show it (cluster/logs.py)."""
+    def _log_lines(self, namespace: str, pod: str, container: str) -> tuple[list[str], int]:
+        """The container's stdout as EKS would show it (cluster/logs.py), and how many lines it wrote."""
         obj = self.store.get("pods", namespace, pod)
         kubelet = self._kubelet_of(obj)
         if kubelet is None:                      # not scheduled: the API server has no node to ask
-            return ""
+            return [], 0
         if obj["spec"].get("hostNetwork"):
             is_aws_node = (obj["metadata"].get("labels") or {}).get("k8s-app") == "aws-node"
             serving = os.path.exists(kubelet.node.socket)
             lines = logs.aws_node_lines(obj, serving) if is_aws_node and container == "aws-node" else []
-        else:
-            lines = self.images.logs(self._sandbox_of(kubelet, obj, container), container)
-        return "".join(line + "\n" for line in lines)
+            return lines, len(lines)
+        return self.images.logs(self._sandbox_of(kubelet, obj, container), container)
+
+    def pod_logs(self, namespace: str, pod: str, container: str) -> Callable[[], str | None]:
+        """`kubectl logs [-f]`: a reader of what the container wrote since the last read; refusals
+        (ContainerCreating) are raised now, a pod that goes away later ends the stream."""
+        first, seen = self._log_lines(namespace, pod, container)
+        pending: list[str] | None = first
+
+        def read() -> str | None:
+            nonlocal pending, seen
+            if pending is not None:
+                new, pending = pending, None
+            else:
+                try:
+                    lines, written = self._log_lines(namespace, pod, container)
+                except ApiError:
+                    return None
+                new = lines[max(0, len(lines) - (written - seen)):] if written > seen else []
+                seen = max(seen, written)
+            return "".join(line + "\n" for line in new)
+        return read
 
     # -------------------------------------------------------------------------------- stop
     def stop(self) -> None:

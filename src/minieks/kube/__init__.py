@@ -32,7 +32,8 @@ ApiServer (apiserver.py): HTTPS on 127.0.0.1 (port 0 = any free one; `.url`, `.p
 `.ca_pem`), bearer token from `token=` or `state_dir/token` (`auth=False` to accept anything),
 `version=` the /version gitVersion (default EKS-like "v1.31.4-eks-2d5f260", minor "31+": kubectl's
 dispatcher then runs kubectl 1.31), `exec_handler(namespace, pod, container, argv, tty)` returning
-an argv to run or a started Popen (exec_ws.py), `log_handler(namespace, pod, container) -> str`.
+an argv to run or a started Popen (exec_ws.py), `log_handler(namespace, pod, container)` returning
+a reader of the container's new output (rest.LogReader; `kubectl logs -f` keeps reading).
 
 write_kubeconfig (kubeconfig.py): eksctl's names — cluster `<cluster>.<region>.eksctl.io`,
 user and context `<user>@<cluster>.<region>.eksctl.io` — CA data and token, file mode 0600.

@@ -32,7 +32,7 @@ from typing import Any, Callable
 from .errors import ApiError, internal, unauthorized
 from .exec_ws import ExecHandler, ExecSession
 from .kubeconfig import KubeconfigNames, write_kubeconfig
-from .rest import ExecUpgrade, Request, Response, RestApi, WatchStream, status_response
+from .rest import ExecUpgrade, LogReader, LogStream, Request, Response, RestApi, WatchStream, status_response
 from .store import Store
 from .tls import TlsFiles, ensure_tls, write_private
 from .websocket import accept_key
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_VERSION = "v1.31.4-eks-2d5f260"     # EKS 1.31, as the seed cluster reports it
 MAX_BODY = 8 * 1024 * 1024
+LOG_POLL_SECONDS = 0.3                      # how often a followed log looks for new lines
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -128,6 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
             result = status_response(internal(str(exc)))
         if isinstance(result, WatchStream):
             self._stream_watch(result)
+        elif isinstance(result, LogStream):
+            self._stream_log(result)
         elif isinstance(result, ExecUpgrade):
             self._exec(result)
         else:
@@ -200,6 +203,28 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             ws.watch.close()
 
+    # --- kubectl logs -f ---------------------------------------------------------------------
+
+    def _stream_log(self, stream: LogStream) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        api: ApiServer = self.server.api
+        alive = not stream.first or self._write_chunk(stream.first.encode())
+        deadline = time.monotonic() + stream.timeout
+        while alive and not api.stopping and time.monotonic() < deadline:
+            time.sleep(LOG_POLL_SECONDS)
+            text = stream.read()
+            if text is None:                     # the container is gone: the stream ends
+                break
+            alive = self._write_chunk(text.encode()) if text else not self._client_left()
+        if alive:
+            self._write_chunk(b"")
+        else:
+            self.close_connection = True
+
     # --- exec -----------------------------------------------------------------------------
 
     def _exec(self, up: ExecUpgrade) -> None:
@@ -252,13 +277,15 @@ class ApiServer:
     - `version`: the gitVersion reported by /version: "v1.31.4-eks-..." reports minor "31+"
       (kubectl's dispatcher then runs kubectl 1.31); "v1.32.5" reports "32".
     - `exec_handler`: runs `kubectl exec` commands (see exec_ws.py); None refuses exec.
-    - `log_handler(namespace, pod, container) -> str`: the text of `kubectl logs` (default "").
+    - `log_handler(namespace, pod, container) -> reader`: `kubectl logs`; each call of the reader
+      returns what the container wrote since the previous one (all of it first), None once it is
+      gone; `-f` keeps calling it. None: every log is empty.
     """
 
     def __init__(self, store: Store, *, state_dir: str | os.PathLike[str], host: str = "127.0.0.1",
                  port: int = 0, token: str | None = None, auth: bool = True, tls: bool = True,
                  version: str = DEFAULT_VERSION, exec_handler: ExecHandler | None = None,
-                 log_handler: Callable[[str, str, str], str] | None = None,
+                 log_handler: Callable[[str, str, str], LogReader] | None = None,
                  clock: Callable[[], float] = time.time):
         if host not in ("127.0.0.1", "localhost"):
             raise ValueError("the API server listens on 127.0.0.1 only")

@@ -92,10 +92,29 @@ def nginx_start_lines(when: float) -> list[str]:
     return [line.format(t=stamp) for line in NGINX_START]
 
 
+class ContainerLog:
+    """The last LOG_LINES lines a container wrote, and how many it ever wrote (so a reader that
+    follows the log knows which lines are new even after old ones were dropped)."""
+
+    def __init__(self) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
+        self.written = 0
+        self._lock = threading.Lock()
+
+    def append(self, line: str) -> None:
+        with self._lock:
+            self.lines.append(line)
+            self.written += 1
+
+    def snapshot(self) -> tuple[list[str], int]:
+        with self._lock:
+            return list(self.lines), self.written
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    log: collections.deque[str]
+    log: ContainerLog
 
     def server_bind(self) -> None:
         socketserver.TCPServer.server_bind(self)          # no getfqdn(): no DNS from inside a pod
@@ -107,7 +126,7 @@ class ImageServers:
 
     def __init__(self) -> None:
         self._servers: dict[str, list[_Server]] = {}
-        self._logs: dict[tuple[str, str], collections.deque[str]] = {}
+        self._logs: dict[tuple[str, str], ContainerLog] = {}
         self._lock = threading.Lock()
 
     def start(self, pod_netns: str, containers: list[dict]) -> None:
@@ -118,9 +137,10 @@ class ImageServers:
             for container in containers:
                 if not serves(container.get("image", "")):
                     continue
-                log: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
+                log = ContainerLog()
                 if image_name(container.get("image", "")) == "nginx":
-                    log.extend(nginx_start_lines(time.time()))
+                    for line in nginx_start_lines(time.time()):
+                        log.append(line)
                 self._logs[(pod_netns, container.get("name", ""))] = log
                 ports = [p.get("containerPort") for p in container.get("ports") or [] if p.get("containerPort")] or [80]
                 for port in ports:
@@ -132,10 +152,11 @@ class ImageServers:
                     started.append(server)
             self._servers[pod_netns] = started
 
-    def logs(self, pod_netns: str, container: str) -> list[str]:
-        """What the container has written to its stdout so far (nothing for images that do not serve)."""
+    def logs(self, pod_netns: str, container: str) -> tuple[list[str], int]:
+        """The container's stdout as kept (nothing for images that do not serve), and its line count."""
         with self._lock:
-            return list(self._logs.get((pod_netns, container), ()))
+            log = self._logs.get((pod_netns, container))
+        return log.snapshot() if log else ([], 0)
 
     def stop(self, pod_netns: str) -> None:
         with self._lock:

@@ -44,6 +44,8 @@ class Request:
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
+FOLLOW_SECONDS = 4 * 3600                  # a followed log ends after this: no stream here is unbounded
+
 
 @dataclass
 class Response:
@@ -63,6 +65,19 @@ class WatchStream:
     content_type: str
     timeout: float
     error: dict[str, Any] | None = None
+
+
+LogReader = Callable[[], "str | None"]
+"""What a container wrote since the previous call (all of it the first time); None once it is gone."""
+
+
+@dataclass
+class LogStream:
+    """`kubectl logs -f`: `first` now, then what `read` returns, until the container or client goes."""
+
+    first: str
+    read: LogReader
+    timeout: float
 
 
 @dataclass
@@ -120,7 +135,7 @@ class RestApi:
 
     def __init__(self, store: Store, *, version: str, server_address: str = "127.0.0.1:443",
                  exec_handler: ExecHandler | None = None,
-                 log_handler: Callable[[str, str, str], str] | None = None,
+                 log_handler: Callable[[str, str, str], LogReader] | None = None,
                  clock: Callable[[], float] = time.time):
         self.store = store
         self.version = version_document(version)
@@ -131,7 +146,7 @@ class RestApi:
 
     # --- entry point -------------------------------------------------------------------------
 
-    def handle(self, req: Request) -> Response | WatchStream | ExecUpgrade:
+    def handle(self, req: Request) -> Response | WatchStream | LogStream | ExecUpgrade:
         try:
             return self._dispatch(req)
         except ApiError as err:
@@ -436,7 +451,7 @@ class RestApi:
                          flag(req.query, "stdout"), flag(req.query, "stderr"), flag(req.query, "tty"))
         return ExecUpgrade(er, protocol, key)
 
-    def _log(self, req: Request, r: Route) -> Response:
+    def _log(self, req: Request, r: Route) -> Response | LogStream:
         assert r.name is not None
         pod = self.store.get("pods", r.namespace, r.name)
         containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
@@ -454,9 +469,12 @@ class RestApi:
             lines = int(tail) if tail is not None else -1
         except ValueError:
             raise bad_request(f'tailLines: Invalid value: "{tail}": must be an integer') from None
-        text = self.log_handler(r.namespace or "", r.name, container) if self.log_handler else ""
-        if lines >= 0:                          # follow=true is answered with what there is so far
+        read = self.log_handler(r.namespace or "", r.name, container) if self.log_handler else (lambda: None)
+        text = read() or ""
+        if lines >= 0:
             kept = text.splitlines(keepends=True)
             text = "".join(kept[len(kept) - lines:] if lines else [])
+        if flag(req.query, "follow"):
+            return LogStream(text, read, timeout=FOLLOW_SECONDS)
         return Response(200, text.encode(), "text/plain")
 

@@ -376,16 +376,19 @@ class Datastore:
             for eni in self._enis.values():
                 if eni.excluded_for_pod_ips:
                     continue
-                for cidr in self._mode_cidrs(eni, family):
+                for cidr in self._mode_cidrs(eni, family, ordered=False):
+                    used, cooling = cidr.counts(now, self.ip_cooldown_period)
                     total += cidr.size
-                    assigned += cidr.assigned_count
-                    cooldown += cidr.cooldown_count(now, self.ip_cooldown_period)
+                    assigned += used
+                    cooldown += cooling
             return IPStats(total, assigned, cooldown, self.allocated_prefixes)
 
-    def _mode_cidrs(self, eni: Eni, family: str = "4") -> list[Cidr]:
+    def _mode_cidrs(self, eni: Eni, family: str = "4", ordered: bool = True) -> list[Cidr]:
+        """The ENI's CIDRs of the current mode, in address order unless the caller only counts."""
         if family == "6":
-            return eni.sorted_cidrs("6")
-        return [c for c in eni.sorted_cidrs("4") if c.is_prefix == self.pd_enabled]
+            return eni.sorted_cidrs("6") if ordered else list(eni.ipv6_cidrs.values())
+        cidrs = eni.sorted_cidrs("4") if ordered else eni.ipv4_cidrs.values()
+        return [c for c in cidrs if c.is_prefix == self.pd_enabled]
 
     def free_prefixes(self) -> int:
         """GetFreePrefixes: prefix CIDRs with no pod on them, on every ENI (excluded ones too)."""
@@ -466,10 +469,10 @@ class Datastore:
         return div_ceil(ips, per) * per if self.pd_enabled else ips
 
     def _free_on(self, enis: Iterable[Eni]) -> int:
-        return sum(c.size - c.assigned_count for e in enis for c in self._mode_cidrs(e))
+        return sum(c.size - c.assigned_count for e in enis for c in self._mode_cidrs(e, ordered=False))
 
     def _total_on(self, enis: Iterable[Eni]) -> int:
-        return sum(c.size for e in enis for c in self._mode_cidrs(e))
+        return sum(c.size for e in enis for c in self._mode_cidrs(e, ordered=False))
 
     @staticmethod
     def _empty_cidrs_on(enis: Iterable[Eni]) -> int:

@@ -8,6 +8,7 @@ ENIs by device number, CIDRs by address — upstream walks Go maps, which is ran
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -74,7 +75,7 @@ class Cidr:
     def family(self) -> str:
         return str(self.network.version)
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
         return self.network.num_addresses
 
@@ -83,7 +84,17 @@ class Cidr:
         return sum(1 for a in self.addresses.values() if a.assigned)
 
     def cooldown_count(self, now: float, period: float) -> int:
-        return sum(1 for a in self.addresses.values() if not a.assigned and a.in_cooldown(now, period))
+        return self.counts(now, period)[1]
+
+    def counts(self, now: float, period: float) -> tuple[int, int]:
+        """(assigned, cooling down) in one pass over the addresses: ipamd wants both every cycle."""
+        assigned = cooling = 0
+        for address in self.addresses.values():
+            if address.assigned:
+                assigned += 1
+            elif address.in_cooldown(now, period):
+                cooling += 1
+        return assigned, cooling
 
     def sorted_addresses(self) -> list[Address]:
         return sorted(self.addresses.values(), key=lambda a: ipaddress.ip_address(a.address))
@@ -114,7 +125,7 @@ class Eni:
 
     @property
     def assigned_count(self) -> int:
-        return sum(c.assigned_count for c in self.all_cidrs())
+        return sum(c.assigned_count for c in (*self.ipv4_cidrs.values(), *self.ipv6_cidrs.values()))
 
     def has_pods(self) -> bool:
         return self.assigned_count > 0

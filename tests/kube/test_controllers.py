@@ -126,3 +126,52 @@ def test_unschedulable_message_mixes_reasons():
     assert message == ("0/3 nodes are available: 2 Too many pods, 1 node(s) were unschedulable. preemption: 0/3 "
                        "nodes are available: 2 No preemption victims found for incoming pod, 1 Preemption is not "
                        "helpful for scheduling.")
+
+
+def test_workers_reconcile_keys_in_parallel_but_never_one_key_twice_at_once():
+    """The kubelet's pod workers: several keys at once, one key never concurrently with itself, and a
+    key queued during its own reconcile is reconciled again afterwards (nothing is lost)."""
+    import threading
+
+    from minieks.kube.controller import Controller
+
+    class Recorder(Controller):
+        workers = 4
+        resync_seconds = 3600
+
+        def __init__(self, store):
+            super().__init__(store)
+            self.lock = threading.Lock()
+            self.running: dict = {}
+            self.overlap_same = 0
+            self.most_at_once = 0
+            self.done: dict = {}
+
+        def reconcile(self, key):
+            with self.lock:
+                if self.running.get(key):
+                    self.overlap_same += 1
+                self.running[key] = 1
+                self.most_at_once = max(self.most_at_once, sum(self.running.values()))
+            if key[1] == "k0" and self.done.get(key, 0) == 0:
+                self.enqueue(key)                      # queued while it is being reconciled
+            time.sleep(0.02)
+            with self.lock:
+                self.running[key] = 0
+                self.done[key] = self.done.get(key, 0) + 1
+
+    store = Store()
+    ctl = Recorder(store)
+    ctl.start()
+    try:
+        for _ in range(5):
+            for i in range(8):
+                ctl.enqueue(("ns", f"k{i}"))
+        assert ctl.wait_idle(timeout=20)
+    finally:
+        ctl.stop()
+        store.close()
+    assert ctl.overlap_same == 0
+    assert ctl.most_at_once > 1
+    assert set(ctl.done) == {("ns", f"k{i}") for i in range(8)}
+    assert ctl.done[("ns", "k0")] >= 2

@@ -2,7 +2,9 @@
 
 Level-triggered like Kubernetes' own controllers: an event only says "look at this key again";
 `reconcile(key)` reads the current state from the store and makes the world match. A key is queued
-once however many events arrive for it, and a periodic resync catches anything time-based.
+once however many events arrive for it, and a periodic resync catches anything time-based. With
+`workers` > 1 (the kubelet's pod workers), different keys are reconciled at once but never one key
+twice at the same time: a key queued while it is being reconciled waits for that to finish.
 """
 
 from __future__ import annotations
@@ -24,16 +26,18 @@ Key = tuple[str, str]   # (namespace, name)
 class Controller:
     name = "controller"
     resync_seconds = 10.0
+    workers = 1
 
     def __init__(self, store: Store):
         self.store = store
         self._queue: list[Key] = []
         self._queued: set[Key] = set()
+        self._processing: set[Key] = set()
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._subs = []
-        self._thread: threading.Thread | None = None
-        self._busy = False
+        self._threads: list[threading.Thread] = []
+        self._next_resync = 0.0
 
     # -------------------------------------------------------------------- what to watch
     def watches(self) -> Iterable[tuple[str, Callable[[WatchEvent], Iterable[Key]]]]:
@@ -61,8 +65,11 @@ class Controller:
                 for key in keys_of(ev):
                     self.enqueue(key)
             self._subs.append(self.store.subscribe(on_event, resource, on_error=self._log_error))
-        self._thread = threading.Thread(target=self._run, name=f"ctl-{self.name}", daemon=True)
-        self._thread.start()
+        self._next_resync = time.monotonic() + self.resync_seconds
+        self._threads = [threading.Thread(target=self._run, name=f"ctl-{self.name}-{i}", daemon=True)
+                         for i in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -70,30 +77,39 @@ class Controller:
             self.store.unsubscribe(sub)
         with self._cond:
             self._cond.notify_all()
-        if self._thread:
-            self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def _log_error(self, exc: BaseException) -> None:
         log.error("%s: %s", self.name, exc, exc_info=exc)
 
+    def _next_key(self) -> Key | None:
+        """The first queued key no other worker is reconciling (under the condition's lock)."""
+        for i, key in enumerate(self._queue):
+            if key not in self._processing:
+                del self._queue[i]
+                self._queued.discard(key)
+                self._processing.add(key)
+                return key
+        return None
+
     def _run(self) -> None:
-        next_resync = time.monotonic() + self.resync_seconds
         while not self._stop.is_set():
+            resync = False
             with self._cond:
-                while not self._queue and not self._stop.is_set():
-                    remaining = next_resync - time.monotonic()
+                key = self._next_key()
+                while key is None and not self._stop.is_set():
+                    remaining = self._next_resync - time.monotonic()
                     if remaining <= 0:
+                        self._next_resync = time.monotonic() + self.resync_seconds
+                        resync = True
                         break
                     self._cond.wait(timeout=min(remaining, 0.5))
-                key = self._queue.pop(0) if self._queue else None
-                if key is not None:
-                    self._queued.discard(key)
-                self._busy = key is not None
+                    key = self._next_key()
+            if resync:
+                for k in self.all_keys():
+                    self.enqueue(k)
             if key is None:
-                if time.monotonic() >= next_resync:
-                    for k in self.all_keys():
-                        self.enqueue(k)
-                    next_resync = time.monotonic() + self.resync_seconds
                 continue
             try:
                 self.reconcile(key)
@@ -106,7 +122,7 @@ class Controller:
                 log.exception("%s %s failed: %s", self.name, key, err)
             finally:
                 with self._cond:
-                    self._busy = False
+                    self._processing.discard(key)
                     self._cond.notify_all()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
@@ -115,7 +131,7 @@ class Controller:
         for sub in self._subs:
             sub.wait_idle(max(0.0, deadline - time.monotonic()))
         with self._cond:
-            while self._queue or self._busy:
+            while self._queue or self._processing:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False

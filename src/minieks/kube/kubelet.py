@@ -49,6 +49,7 @@ def sandbox_message(sandbox_id: str, plugin_message: str) -> str:
 class Kubelet(Controller):
     name = "kubelet"
     resync_seconds = 10.0
+    workers = 4             # kubelet's pod workers: several sandboxes (CNI ADDs) at once, as containerd runs them
 
     def __init__(self, store: Store, lab: Lab, node: LabNode, node_name: str, *, kube_version: str,
                  instance_type: str, zone: str, zone_id: str, region: str, cluster: str, nodegroup: str,
@@ -63,6 +64,7 @@ class Kubelet(Controller):
         self._attempts: dict[Key, int] = {}
         self._not_before: dict[Key, float] = {}
         self._timers: list[threading.Timer] = []
+        self._timers_lock = threading.Lock()         # pod workers add timers concurrently
         self.name = f"kubelet-{node_name}"
 
     # ------------------------------------------------------------------------------ the node
@@ -139,7 +141,8 @@ class Kubelet(Controller):
         timer = threading.Timer(max(seconds, 0.05), self.enqueue, args=(key,))
         timer.daemon = True
         timer.start()
-        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        with self._timers_lock:
+            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
 
     def reconcile(self, key: Key) -> None:
         namespace, name = key

@@ -92,3 +92,23 @@ def test_cli_board_prints_the_recorded_address(served, tmp_path, monkeypatch, ca
     assert cli.main(["board", "--cluster", "webtest"]) == 2
     assert "does not answer" in capsys.readouterr().err
     assert cli.main(["board", "--cluster", "nosuch"]) == 2
+
+
+def test_kubectl_pointed_at_the_board_is_told_where_the_api_is(served, tmp_path):
+    """kubectl without a kubeconfig asks http://localhost:8080, the board's port: its error says how to
+    reach the cluster instead of a bare "could not find the requested resource"."""
+    import os
+    import shutil
+    import subprocess
+
+    _, server = served
+    status, ctype, body = get(server.url + "/api?timeout=32s")
+    assert (status, ctype) == (500, "text/plain; charset=utf-8")
+    assert body.endswith(b"run: export KUBECONFIG=$(minieks kubeconfig)")
+    assert get(server.url + "/apis/apps/v1")[0] == 500
+    if shutil.which("kubectl") is None:
+        return
+    env = dict(os.environ, KUBECONFIG=str(tmp_path / "none"), HOME=str(tmp_path))
+    out = subprocess.run(["kubectl", "--server", server.url, "get", "pods"], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 1 and "not the Kubernetes API; run: export KUBECONFIG=$(minieks kubeconfig)" in out.stderr

@@ -71,6 +71,9 @@ class BoardServer:
         self._server = self._thread = None
 
 
+NOT_THE_API = b"this is the minieks cluster board, not the Kubernetes API; run: export KUBECONFIG=$(minieks kubeconfig)"
+
+
 def _handler(board: Board) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"   # one request per connection: nothing lingers after stop()
@@ -92,6 +95,10 @@ def _handler(board: Board) -> type[BaseHTTPRequestHandler]:
             elif path in FILES:
                 name, ctype = FILES[path]
                 self._send(200, ctype, (STATIC / name).read_bytes())
+            elif path in ("/api", "/apis", "/version") or path.startswith(("/api/", "/apis/")):
+                # kubectl without a kubeconfig asks localhost:8080, which is this board: say where to go
+                # (kubectl shows a plain-text body of a 500 in its message; of a 404 it shows nothing)
+                self._send(500, "text/plain; charset=utf-8", NOT_THE_API)
             else:
                 self._send(404, "text/plain; charset=utf-8", b"not found\n")
 

@@ -35,6 +35,10 @@ def test_the_seed_lab_with_kubectl(make_cluster):
     assert node["spec"]["providerID"].startswith("aws:///ap-northeast-2")
     assert node["metadata"]["labels"]["eks.amazonaws.com/nodegroup"] == "ng1"
     assert node["status"]["capacity"]["pods"] == "17"
+    described = kubectl("describe", "node", node["metadata"]["name"]).stdout
+    assert re.search(r"Capacity:\n(?:  .*\n)*  pods:\s+17\n", described)
+    assert re.search(r"Allocatable:\n(?:  .*\n)*  pods:\s+17\n", described)
+    assert "Non-terminated Pods:" in described and "aws-node-" in described
     wait_for(lambda: running(kubectl, "k8s-app=kube-dns", 2, "kube-system"), what="coredns")
     dns = kubectl("get", "pod", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-owide").stdout
     node_ips = {a["address"] for n in kubectl.json("get", "nodes")["items"] for a in n["status"]["addresses"]

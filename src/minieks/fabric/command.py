@@ -22,22 +22,20 @@ from minieks.usage import UsageError
 DEFAULT_LAB = "myeks"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    node = sub.add_parser("node", help="the lab's nodes")
-    node_sub = node.add_subparsers(dest="node_command", required=True, metavar="COMMAND")
-    p = node_sub.add_parser("exec", help="run a command in a node's network namespace")
+def _exec_parser(sub: argparse._SubParsersAction, noun: str, metavar: str, target_help: str, handler) -> None:
+    """`minieks <noun> exec [--lab L] TARGET -- CMD ...`: a command in the noun's network namespace."""
+    group = sub.add_parser(noun, help=f"the lab's {noun}s")
+    group_sub = group.add_subparsers(dest=f"{noun}_command", required=True, metavar="COMMAND")
+    p = group_sub.add_parser("exec", help=f"run a command in a {noun}'s network namespace")
     p.add_argument("--lab", default=DEFAULT_LAB, help=f"the lab (default {DEFAULT_LAB})")
-    p.add_argument("target", metavar="NODE", help="instance id, node name, namespace (or n<i>), or primary IP")
+    p.add_argument("target", metavar=metavar, help=target_help)
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
-    p.set_defaults(handler=node_exec_command)
+    p.set_defaults(handler=handler)
 
-    pod = sub.add_parser("pod", help="the lab's pods")
-    pod_sub = pod.add_subparsers(dest="pod_command", required=True, metavar="COMMAND")
-    p = pod_sub.add_parser("exec", help="run a command in a pod's network namespace")
-    p.add_argument("--lab", default=DEFAULT_LAB, help=f"the lab (default {DEFAULT_LAB})")
-    p.add_argument("target", metavar="NAMESPACE/POD", help="the pod (a bare POD means default/POD)")
-    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
-    p.set_defaults(handler=pod_exec_command)
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    _exec_parser(sub, "node", "NODE", "instance id, node name, namespace (or n<i>), or primary IP", node_exec_command)
+    _exec_parser(sub, "pod", "NAMESPACE/POD", "the pod (a bare POD means default/POD)", pod_exec_command)
 
     p = sub.add_parser("cleanup", help="remove a lab's namespaces, processes and files (also after a crash)")
     p.add_argument("--lab", default=DEFAULT_LAB, help=f"the lab (default {DEFAULT_LAB})")

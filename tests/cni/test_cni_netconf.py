@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from minieks.cni.args import CniArgsError, K8sArgs, parse_cni_args
-from minieks.cni.conflist import ConflistSettings, entrypoint_errors, render_conflist
+from minieks.cni.conflist import ConflistSettings, render_conflist
+from minieks.ipamd.config import ConfigError, validate_entrypoint_env
 from minieks.cni.netconf import NetConfError, load_net_conf
 from minieks.cni.result import (CniError, ErrorCode, PodAllocation, Result, add_result,
                                 allocation_address, teardown_hint)
@@ -216,6 +217,15 @@ def test_conflist_ipv6_and_chaining():
     assert chained.startswith('{\n  "cniVersion": "0.4.0",\n  "disableCheck": true,')
 
 
+def entrypoint_errors(env: dict[str, str]) -> list[str]:
+    """The entrypoint's verdict on env: [] when aws-node starts, else [the message it exits with]."""
+    try:
+        validate_entrypoint_env(env)
+    except ConfigError as err:
+        return [str(err)]
+    return []
+
+
 def test_entrypoint_errors():
     assert entrypoint_errors(MANIFEST_ENV) == []
     assert entrypoint_errors({"AWS_VPC_K8S_CNI_VETHPREFIX": "abcde"}) == [
@@ -226,6 +236,9 @@ def test_entrypoint_errors():
         "AWS_VPC_K8S_PLUGIN_LOG_FILE cannot be set to stdout"]
     assert entrypoint_errors({"IP_COOLDOWN_PERIOD": "x"}) == [
         "IP_COOLDOWN_PERIOD MUST be a valid positive integer. x is invalid"]
+    # upstream checks the cooldown before prefix delegation
+    assert entrypoint_errors({"IP_COOLDOWN_PERIOD": "-1", "ENABLE_PREFIX_DELEGATION": "true"}) == [
+        "IP_COOLDOWN_PERIOD MUST be a valid positive integer. -1 is invalid"]
     pd = {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "0"}
     assert entrypoint_errors(pd)[0].startswith("Setting WARM_PREFIX_TARGET = 0 is not supported")
     assert entrypoint_errors({**pd, "WARM_IP_TARGET": "00"}) == []  # upstream's string comparison

@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from minieks.clock import VirtualClock
-from minieks.cni.ipamd_client import IpamdCallError, IpamdClient, format_rpc_error, go_code_name
+from minieks.cni.ipamd_client import IpamdCallError, IpamdClient, go_code_name
 from minieks.ipamd.config import IpamdConfig
 from minieks.ipamd.datastore import Datastore
 from minieks.ipamd.rpc import rpc_pb2
@@ -377,4 +377,4 @@ class FakeRpcError(grpc.RpcError):
     (grpc.StatusCode.DEADLINE_EXCEEDED, "DeadlineExceeded"),
     (grpc.StatusCode.FAILED_PRECONDITION, "FailedPrecondition"), (grpc.StatusCode.UNKNOWN, "Unknown")])
 def test_format_rpc_error_reads_as_go(code, name):
-    assert format_rpc_error(FakeRpcError(code, "boom")) == f"rpc error: code = {name} desc = boom"
+    assert str(IpamdCallError.from_rpc_error(FakeRpcError(code, "boom"))) == f"rpc error: code = {name} desc = boom"

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from minieks.cni import gojson
-from minieks.goparse import atoi, parse_bool
-from minieks.netsetup.mtu import validate_mtu_var
+from minieks.ipamd.config import env_bool
+from minieks.netsetup import iptables
 
 _TEMPLATE = """{
   "cniVersion": "0.4.0",
@@ -63,16 +63,6 @@ TUNING_PLUGIN = {"type": "tuning", "sysctl": {
 }}
 
 
-def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    value = env.get(name)
-    if value is None:
-        return default
-    try:
-        return parse_bool(value)
-    except ValueError:
-        return default
-
-
 @dataclass(frozen=True)
 class ConflistSettings:
     """Entrypoint inputs of the conflist; `from_env` applies the §2.2 defaults."""
@@ -94,12 +84,12 @@ class ConflistSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str], node_ipv4: str = "", node_ipv6: str = "") -> ConflistSettings:
         """Read the entrypoint's env; IPv4 v6-egress needs the node IPv6, else it stays off."""
-        ipv6 = _env_bool(env, "ENABLE_IPv6", False)
+        ipv6 = env_bool(env, "ENABLE_IPv6", False)
         if ipv6:
-            egress = _env_bool(env, "ENABLE_V4_EGRESS", True)
+            egress = env_bool(env, "ENABLE_V4_EGRESS", True)
             node_ip = node_ipv4 if egress else ""
         else:
-            egress = _env_bool(env, "ENABLE_V6_EGRESS", False) and bool(node_ipv6)
+            egress = env_bool(env, "ENABLE_V6_EGRESS", False) and bool(node_ipv6)
             node_ip = node_ipv6 if egress else ""
         eni_mtu = env.get("AWS_VPC_ENI_MTU", "9001")
         return cls(
@@ -114,18 +104,18 @@ class ConflistSettings:
             node_ip=node_ip,
             egress_v4_log_file=env.get("AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE", cls.egress_v4_log_file),
             egress_v6_log_file=env.get("AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE", cls.egress_v6_log_file),
-            bandwidth=_env_bool(env, "ENABLE_BANDWIDTH_PLUGIN", False),
-            disable_pod_v6=_env_bool(env, "DISABLE_POD_V6", False),
+            bandwidth=env_bool(env, "ENABLE_BANDWIDTH_PLUGIN", False),
+            disable_pod_v6=env_bool(env, "DISABLE_POD_V6", False),
         )
 
 
 def render_conflist(s: ConflistSettings) -> str:
     """The file's text, exactly as the entrypoint writes it."""
     if s.ipv6:
-        subnet, dst = "169.254.172.0/22", "0.0.0.0/0"
+        subnet, dst = iptables.IPV6_NODE_LOCAL_CIDR, "0.0.0.0/0"
         data_dir, egress_log = "/run/cni/v6pd/egress-v4-ipam", s.egress_v4_log_file
     else:
-        subnet, dst = "fd00::ac:00/118", "::/0"
+        subnet, dst = iptables.IPV4_EGRESS_NODE_LOCAL_CIDR, "::/0"
         data_dir, egress_log = "/run/cni/v4pd/egress-v6-ipam", s.egress_v6_log_file
     values = {
         "@VETH_PREFIX@": s.veth_prefix, "@MTU@": s.mtu, "@SG_MODE@": s.pod_sg_enforcing_mode,
@@ -146,36 +136,3 @@ def render_conflist(s: ConflistSettings) -> str:
     if s.disable_pod_v6:
         data["plugins"].append(TUNING_PLUGIN)
     return gojson.dumps(data, indent=2, sort_keys=True)
-
-
-def entrypoint_errors(env: Mapping[str, str]) -> list[str]:
-    """The entrypoint's start-up checks (§2.3), in order; any error makes aws-node exit 1."""
-    errors: list[str] = []
-    if env.get("AWS_VPC_K8S_PLUGIN_LOG_FILE", "").lower() == "stdout":
-        errors.append("AWS_VPC_K8S_PLUGIN_LOG_FILE cannot be set to stdout")
-    prefix = env.get("AWS_VPC_K8S_CNI_VETHPREFIX", "eni")
-    if len(prefix) > 4:
-        errors.append("AWS_VPC_K8S_CNI_VETHPREFIX cannot be longer than 4 characters")
-    if prefix in ("eth", "vlan", "lo"):
-        errors.append("AWS_VPC_K8S_CNI_VETHPREFIX cannot be set to reserved values 'eth', 'vlan', or 'lo'")
-    if _env_bool(env, "ENABLE_POD_ENI", False) and \
-            env.get("POD_SECURITY_GROUP_ENFORCING_MODE", "strict") not in ("strict", "standard"):
-        errors.append("POD_SECURITY_GROUP_ENFORCING_MODE must be set to either 'strict' or 'standard'")
-    cooldown = env.get("IP_COOLDOWN_PERIOD", "30")
-    try:
-        if atoi(cooldown) < 0:
-            raise ValueError(cooldown)
-    except ValueError:
-        errors.append(f"IP_COOLDOWN_PERIOD MUST be a valid positive integer. {cooldown} is invalid")
-    if _env_bool(env, "ENABLE_PREFIX_DELEGATION", False):
-        # Upstream compares the raw strings lexicographically; kept on purpose.
-        if all(env.get(v, "0") <= "0" for v in ("WARM_IP_TARGET", "WARM_PREFIX_TARGET", "MINIMUM_IP_TARGET")):
-            errors.append("Setting WARM_PREFIX_TARGET = 0 is not supported while WARM_IP_TARGET/"
-                          "MINIMUM_IP_TARGET is not set. Please configure either one of the "
-                          "WARM_{PREFIX/IP}_TARGET or MINIMUM_IP_TARGET env variables")
-    ipv6 = _env_bool(env, "ENABLE_IPv6", False)
-    for name in ("AWS_VPC_ENI_MTU", "POD_MTU"):
-        error = validate_mtu_var(name, env.get(name), ipv6)
-        if error:
-            errors.append(error)
-    return errors

@@ -38,13 +38,6 @@ def go_code_name(code: grpc.StatusCode) -> str:
     return _GO_CODE_NAMES.get(code, code.name.title().replace("_", ""))
 
 
-def format_rpc_error(err: grpc.RpcError) -> str:
-    """`rpc error: code = <Code> desc = <message>`, as a Go status error prints."""
-    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-    details = err.details() if hasattr(err, "details") else str(err)
-    return f"rpc error: code = {go_code_name(code)} desc = {details or ''}"
-
-
 class IpamdCallError(Exception):
     """A failed call to ipamd; str() is Go's status error text."""
 

@@ -244,12 +244,9 @@ def cmd_del(args: skel.CmdArgs, env: Mapping[str, str]) -> str:
         if not reply.Success:
             log.error("Failed to process delete request for container %s", args.container_id)
             raise _internal("del cmd: failed to process delete request")
-        for alloc in reply.IPAllocationMetadata:
-            address = allocation_address(alloc.IPv4Addr, alloc.IPv6Addr)
-            if address is None:
-                continue
+        for alloc in _allocations(reply):
             try:
-                teardown_pod_network(node, address, alloc.RouteTableId)
+                teardown_pod_network(node, alloc.address, alloc.route_table)
             except PodNetworkError as err:
                 raise _internal(f"del cmd: failed on tear down pod network: {err}") from None
     if reply.NetworkPolicyMode:

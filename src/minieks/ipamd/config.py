@@ -193,17 +193,17 @@ def validate_entrypoint_env(env: Mapping[str, str]) -> None:
     if env_bool(env, "ENABLE_POD_ENI", False):
         if env_str(env, "POD_SECURITY_GROUP_ENFORCING_MODE", "strict") not in ("strict", "standard"):
             raise ConfigError(MSG_SG_MODE)
-    if env_bool(env, "ENABLE_PREFIX_DELEGATION", False):
-        # Upstream compares the raw strings lexicographically, so "-1" and "" also count as <= "0".
-        if all(env_str(env, name, "0") <= "0"
-               for name in ("WARM_IP_TARGET", "WARM_PREFIX_TARGET", "MINIMUM_IP_TARGET")):
-            raise ConfigError(MSG_PD_NO_TARGET)
     cooldown = env_str(env, "IP_COOLDOWN_PERIOD", str(DEFAULT_IP_COOLDOWN_SECONDS))
     try:
         if goparse.atoi(cooldown) < 0:
             raise ValueError
     except ValueError:
         raise ConfigError(f"IP_COOLDOWN_PERIOD MUST be a valid positive integer. {cooldown} is invalid") from None
+    if env_bool(env, "ENABLE_PREFIX_DELEGATION", False):
+        # Upstream compares the raw strings lexicographically, so "-1" and "" also count as <= "0".
+        if all(env_str(env, name, "0") <= "0"
+               for name in ("WARM_IP_TARGET", "WARM_PREFIX_TARGET", "MINIMUM_IP_TARGET")):
+            raise ConfigError(MSG_PD_NO_TARGET)
     ipv6 = env_bool(env, "ENABLE_IPv6", False)
     eni_mtu = env_str(env, "AWS_VPC_ENI_MTU", str(DEFAULT_MTU))
     for name, default in (("AWS_VPC_ENI_MTU", str(DEFAULT_MTU)), ("POD_MTU", eni_mtu)):

@@ -106,8 +106,9 @@ def setup_pod_network(node: Any, pod_ns: str, ifaces: Sequence[PodInterface], mt
     created = _Created()
     node_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
+        existing = netlink.link_macs()         # the calling thread is in the node's namespace: one dump
         with netns.iproute(pod_ns) as pod:
-            return [_setup_one(node, node_fd, pod, iface, mtu, created) for iface in ifaces]
+            return [_setup_one(node, node_fd, pod, iface, mtu, created, existing) for iface in ifaces]
     except BaseException:
         undo(node, created)
         raise
@@ -116,8 +117,8 @@ def setup_pod_network(node: Any, pod_ns: str, ifaces: Sequence[PodInterface], mt
 
 
 def _setup_one(node: Any, node_fd: int, pod: Any, iface: PodInterface, mtu: int,
-               created: _Created) -> str:
-    existing = netlink.link_macs()             # the calling thread is in the node's namespace
+               created: _Created, existing: dict[str, str]) -> str:
+    """One veth pair; `existing` (link name → MAC in the node) gains the new host veth."""
     if iface.host_veth in existing:
         netlink.delete_link(node, iface.host_veth)
     mac = random_mac(set(existing.values()))
@@ -127,6 +128,7 @@ def _setup_one(node: Any, node_fd: int, pod: Any, iface: PodInterface, mtu: int,
     except NetlinkError as err:
         raise PodNetworkError(_SETUP + netlink.go_error(err)) from err
     created.veths.append(iface.host_veth)
+    existing[iface.host_veth] = mac
     host = _pod_side(node, pod, iface, mac)
     _host_side(node, iface, host, created)
     return mac
@@ -196,9 +198,10 @@ def undo(node: Any, created: _Created) -> None:
 
 
 def teardown_pod_network(node: Any, address: str, route_table: int) -> None:
-    """Rule 512, every 1536 rule for the address (unless main or legacy 1), the /32 route."""
+    """Rule 512, every 1536 rule for the address (unless main or legacy 1), the host route."""
     _require_lab_namespace()
-    wanted = rules.pod_teardown_rules(address, route_table)
+    plan = rules.pod_host_side(address, "", route_table)
+    wanted = plan.rules
     to_pod = wanted[0]
     try:
         netlink.delete_rule(node, to_pod)
@@ -212,9 +215,8 @@ def teardown_pod_network(node: Any, address: str, route_table: int) -> None:
             raise PodNetworkError(f"{_TEARDOWN}failed to delete fromContainer rule, containerAddr="
                                   f"{address}, rtTable={table_name(rule.table)}: "
                                   f"{netlink.go_error(err)}") from err
-    host = rules.Route(f"{address.split('/')[0]}/32", "", scope="link")
     try:
-        netlink.delete_route(node, host)
+        netlink.delete_route(node, plan.route)
     except NetlinkError:
         pass  # upstream only logs a failed route deletion
 

@@ -273,13 +273,9 @@ def pod_host_side(pod_ip: str, host_veth: str, route_table_id: int) -> PodHostSi
 
 
 def pod_teardown_rules(pod_ip: str, route_table_id: int) -> tuple[IpRule, ...]:
-    """DEL: the 512 rule, and the 1536 rule unless the table is main or the legacy value 1."""
-    net = ipaddress.ip_network(pod_ip, strict=False)
-    dst = f"{net.network_address}/{net.max_prefixlen}"
-    rules = [IpRule(TO_CONTAINER_PRIORITY, MAIN_TABLE, dst=dst, family=net.version)]
-    if route_table_id not in (MAIN_TABLE, 1, 0):
-        rules.append(IpRule(FROM_CONTAINER_PRIORITY, route_table_id, src=dst, family=net.version))
-    return tuple(rules)
+    """DEL: the 512 rule, and the 1536 rule unless the table is main or the legacy value 1 (the
+    rules ADD made)."""
+    return pod_host_side(pod_ip, "", route_table_id).rules
 
 
 @dataclass(frozen=True)

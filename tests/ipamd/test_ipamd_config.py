@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from minieks import goparse
+from minieks.ipamd.decisions import EniLimits
 from minieks.ipamd.config import ConfigError, IpamdConfig, checkpoint_path, validate_entrypoint_env
 from minieks.netsetup.mtu import get_pod_mtu, validate_mtu_var
 
@@ -164,8 +165,9 @@ def test_upstream_fallbacks(env, attr, expected):
 
 
 def test_effective_max_eni_and_checkpoint_paths():
-    assert IpamdConfig(max_eni=2).effective_max_eni(3) == 2
-    assert IpamdConfig().effective_max_eni(3) == 3
+    # MAX_ENI caps the instance's ENI limit (the one place it is derived: EniLimits.derive)
+    assert EniLimits.derive(3, 6, IpamdConfig(max_eni=2).max_eni).max_eni == 2
+    assert EniLimits.derive(3, 6, IpamdConfig().max_eni).max_eni == 3
     vector = next(v for v in VECTORS["datastore"] if v["id"] == "ds-initialize-datastores")["checkpoint_paths"]
     for card, path in vector["expected"].items():
         assert checkpoint_path(vector["default_path"], card) == path
@@ -246,23 +248,3 @@ def test_go_parse_int_base0(text, expected):
             goparse.parse_int_base0(text)
     else:
         assert goparse.parse_int_base0(text) == expected
-
-
-CIDR_GROUPS = VECTORS["env_cidr_parsing"]
-
-
-@pytest.mark.parametrize("case", CIDR_GROUPS[0]["cases"], ids=lambda c: c["value"] or "empty")
-def test_external_service_cidrs(case):
-    assert parse({"AWS_EXTERNAL_SERVICE_CIDRS": case["value"]}).external_service_cidrs == tuple(case["expected"] or ())
-
-
-@pytest.mark.parametrize("case", CIDR_GROUPS[1]["cases"])
-def test_exclude_snat_cidrs(case):
-    assert list(parse({"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS": case["value"]}).exclude_snat_cidrs) == case["expected"]
-
-
-def test_cidrs_normalised_to_network():
-    """env_cidr_parsing note: ParseCIDR normalises 10.0.1.1/20 to 10.0.0.0/20; netmask notation is refused."""
-    assert parse({"AWS_EXTERNAL_SERVICE_CIDRS": "10.0.1.1/20, 10.0.2.2/20"}).external_service_cidrs == \
-        ("10.0.0.0/20", "10.0.0.0/20")
-    assert parse({"AWS_EXTERNAL_SERVICE_CIDRS": "10.0.0.0/255.255.0.0"}).external_service_cidrs == ()

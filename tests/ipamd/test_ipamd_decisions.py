@@ -87,11 +87,13 @@ def test_decrease_pool_releases_exactly_one_free_ip():
     assert (pool.total_ips, pool.assigned_ips) == (4, 2)
     over = d.over_to_release(pool, targets)
     assert over == 1 and d.is_pool_too_high(pool, targets)
-    released = []
-    for eni in ds.enis():  # decreaseDatastorePool's walk
-        for cidr in ds.find_freeable_cidrs(eni.id)[:over - len(released)]:
-            ds.del_ipv4_cidr(eni.id, cidr)
-            released.append(cidr)
+    # the datastore offers the two unassigned /32s; releasing `over` of them (pool.decrease's walk is
+    # tested in test_pool.py) brings the pool to its target
+    freeable = [(eni.id, cidr) for eni in ds.enis() for cidr in ds.find_freeable_cidrs(eni.id)]
+    assert len(freeable) == 2
+    released = freeable[:over]
+    for eni_id, cidr in released:
+        ds.del_ipv4_cidr(eni_id, cidr)
     assert len(released) == 1  # one UnassignPrivateIpAddresses call
     state = d.datastore_target_state(PoolState.of(ds.ip_stats()), targets)
     assert (state.short, state.over, state.enabled) == (0, 0, True)

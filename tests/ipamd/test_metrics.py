@@ -11,7 +11,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from minieks.clock import VirtualClock
 from minieks.ipamd.config import IpamdConfig
 from minieks.ipamd.datastore import Datastore
-from minieks.ipamd.eni import IPAMKey
 from minieks.ipamd.metrics import IpamdMetrics, MetricsServer, go_float
 from minieks.ipamd.rpc import rpc_pb2
 from minieks.ipamd.rpc_handler import VERSION, RpcHandler, RpcStatusError

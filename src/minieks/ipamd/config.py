@@ -368,29 +368,11 @@ class IpamdConfig:
     @property
     def leaked_eni_cleanup_disabled(self) -> bool:
         """The hourly leaked-ENI job runs only in IPv4 with provisioning and EC2 access."""
-        return (self.disable_leaked_eni_cleanup or self.enable_ipv6
-                or self.provisioning_disabled or self.enable_imds_only_mode)
-
-    @property
-    def warm_ip_targets_defined(self) -> bool:
-        return self.warm_ip_target != 0 or self.minimum_ip_target != 0
-
-    @property
-    def warm_prefix_target_defined(self) -> bool:
-        return self.warm_prefix_target >= 0 and self.enable_prefix_delegation
-
-    @property
-    def sg_enforcing_strict(self) -> bool:
-        """pkg/sgpp: anything but "standard" is strict."""
-        return self.pod_security_group_enforcing_mode != "standard"
+        return self.disable_leaked_eni_cleanup or self.enable_ipv6 or self.provisioning_disabled
 
     @property
     def snat_mode_number(self) -> int:
         return SNAT_MODES[self.randomize_snat]
-
-    def effective_max_eni(self, instance_eni_limit: int) -> int:
-        """min(MAX_ENI, the instance's ENI limit); MAX_ENI < 1 means no cap."""
-        return min(self.max_eni, instance_eni_limit) if self.max_eni >= 1 else instance_eni_limit
 
     def checkpoint_path(self, network_card: int = 0) -> str:
         """Card 0 uses the backing store path; card N replaces `.json` with `-nic-N.json`."""

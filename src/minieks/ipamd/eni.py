@@ -83,9 +83,6 @@ class Cidr:
     def assigned_count(self) -> int:
         return sum(1 for a in self.addresses.values() if a.assigned)
 
-    def cooldown_count(self, now: float, period: float) -> int:
-        return self.counts(now, period)[1]
-
     def counts(self, now: float, period: float) -> tuple[int, int]:
         """(assigned, cooling down) in one pass over the addresses: ipamd wants both every cycle."""
         assigned = cooling = 0

@@ -22,6 +22,7 @@ log = logging.getLogger("ipamd")
 
 SUBNET_FULL_MESSAGE = ("Unable to attach IPs/Prefixes for the ENI, subnet doesn't seem to have enough IPs/Prefixes. "
                        "Consider using new subnet or carve a reserved range using create-subnet-cidr-reservation")
+DECREASE_IP_POOL_INTERVAL = 30.0     # seconds between two releases (decreaseIPPoolInterval)
 CNI_ROLE_TAG = "kubernetes.io/role/cni"
 CLUSTER_TAG_PREFIX = "cni.networking.k8s.aws/cluster/"
 
@@ -40,7 +41,7 @@ def update_if_required(ctx: IpamContext) -> None:
     scaled_down = False
     if d.is_pool_too_low(state, ctx.targets, ctx.limits, ctx.max_pods):
         increase(ctx)
-    elif d.is_pool_too_high(state, ctx.targets) and ctx.clock.now() - ctx.last_decrease > 30.0:
+    elif d.is_pool_too_high(state, ctx.targets) and ctx.clock.now() - ctx.last_decrease > DECREASE_IP_POOL_INTERVAL:
         scaled_down = True
         decrease(ctx)
     state = ctx.pool_state()
@@ -88,14 +89,15 @@ def _has_room_for_eni(ctx: IpamContext) -> bool:
 
 def _try_assign(ctx: IpamContext) -> bool:
     """tryAssignIPs / tryAssignPrefixes: top up one ENI that has room (at most one per cycle)."""
-    state = d.datastore_target_state(ctx.pool_state(), ctx.targets)
+    pool = ctx.pool_state()                    # nothing changes it before the EC2 call below
+    state = d.datastore_target_state(pool, ctx.targets)
     if state.enabled and state.short == 0:
         return False
     if ctx.pd:
-        want, per_eni, call, kind = (d.prefixes_needed(ctx.pool_state(), ctx.targets), ctx.limits.max_prefixes_per_eni,
+        want, per_eni, call, kind = (d.prefixes_needed(pool, ctx.targets), ctx.limits.max_prefixes_per_eni,
                                      ctx.aws.alloc_prefixes, "prefixes")
     else:
-        want, per_eni, call, kind = (d.ips_to_assign(ctx.pool_state(), ctx.targets, ctx.limits),
+        want, per_eni, call, kind = (d.ips_to_assign(pool, ctx.targets, ctx.limits),
                                      ctx.limits.max_ips_per_eni, ctx.aws.alloc_ips, "secondary IPs")
     for eni in ctx.ds.allocatable_enis(per_eni, skip_primary=ctx.config.custom_network_cfg):
         n = min(per_eni - len(eni.ipv4_cidrs), want)

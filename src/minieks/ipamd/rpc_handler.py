@@ -19,16 +19,12 @@ from dataclasses import dataclass, field
 
 import grpc
 
-import minieks
 from minieks.ipamd.config import IpamdConfig
 from minieks.ipamd.datastore import Assignment, Datastore, DatastoreError, Release, UnknownPodError
 from minieks.ipamd.eni import IPAMKey, IPAMMetadata
-from minieks.ipamd.rpc import rpc_pb2
+from minieks.ipamd.rpc import VERSION, rpc_pb2  # VERSION: upstream's, the plugin sends it, ipamd refuses another
 
 log = logging.getLogger("ipamd")
-
-# upstream's version.Version: the plugin sends it, ipamd refuses a different one
-from minieks.ipamd.rpc import VERSION  # noqa: E402  (one definition, shared with the plugin)
 
 REASON_POD_DELETED = "PodDeleted"
 REASON_SETUP_NS_FAILED = "SetupNSFailed"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -55,9 +54,3 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, A
     finally:
         server.stop()
         store.close()
-
-
-@pytest.fixture
-def fresh_kubectl(cluster: tuple[Store, ApiServer, Kubectl], tmp_path: Path) -> Kubectl:
-    """kubectl for the module's server with a discovery cache of its own."""
-    return Kubectl(cluster[2].kubeconfig, tmp_path / "cache")

@@ -112,7 +112,6 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _dispatch(self) -> None:
-        started = time.perf_counter()
         api: ApiServer = self.server.api
         try:
             body = self._read_body()
@@ -135,7 +134,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._exec(result)
         else:
             self._respond(result)
-        api.record(self.command, time.perf_counter() - started)
 
     def _respond(self, resp: Response) -> None:
         self.send_response(resp.code)
@@ -297,17 +295,11 @@ class ApiServer:
         self.tls: TlsFiles | None = ensure_tls(self.state_dir) if tls else None
         self.exec_handler = exec_handler
         self._host, self._port = "127.0.0.1", port
-        self._version = version
-        self._log_handler = log_handler
-        self._clock = clock
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
         self.stopping = False
         self.rest: RestApi = RestApi(store, version=version, exec_handler=exec_handler,
                                      log_handler=log_handler, clock=clock)
-        self._stats_lock = threading.Lock()
-        self.requests = 0
-        self.busy_seconds = 0.0
 
     def _load_token(self) -> str:
         path = self.state_dir / "token"
@@ -377,7 +369,3 @@ class ApiServer:
             return False
         return hmac.compare_digest(header[len("Bearer "):].strip().encode(), self.token.encode())
 
-    def record(self, _method: str, seconds: float) -> None:
-        with self._stats_lock:
-            self.requests += 1
-            self.busy_seconds += seconds

@@ -57,7 +57,7 @@ class Controller:
             if key not in self._queued:
                 self._queued.add(key)
                 self._queue.append(key)
-                self._cond.notify()
+                self._cond.notify_all()          # a worker, not only a wait_idle() caller, must wake
 
     def start(self) -> None:
         for resource, keys_of in self.watches():
@@ -98,14 +98,12 @@ class Controller:
             resync = False
             with self._cond:
                 key = self._next_key()
-                while key is None and not self._stop.is_set():
-                    remaining = self._next_resync - time.monotonic()
-                    if remaining <= 0:
-                        self._next_resync = time.monotonic() + self.resync_seconds
-                        resync = True
-                        break
-                    self._cond.wait(timeout=min(remaining, 0.5))
+                while key is None and not self._stop.is_set() and time.monotonic() < self._next_resync:
+                    self._cond.wait(timeout=min(self._next_resync - time.monotonic(), 0.5))
                     key = self._next_key()
+                if time.monotonic() >= self._next_resync:     # due, even while keys keep coming
+                    self._next_resync = time.monotonic() + self.resync_seconds
+                    resync = True
             if resync:
                 for k in self.all_keys():
                     self.enqueue(k)

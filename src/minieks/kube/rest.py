@@ -152,7 +152,7 @@ class RestApi:
         except ApiError as err:
             return status_response(err)
 
-    def _dispatch(self, req: Request) -> Response | WatchStream | ExecUpgrade:
+    def _dispatch(self, req: Request) -> Response | WatchStream | LogStream | ExecUpgrade:
         path = req.path
         if path == "/version":
             return _json(200, self.version)
@@ -206,7 +206,7 @@ class RestApi:
 
     # --- resources -----------------------------------------------------------------------
 
-    def _resource(self, req: Request, r: Route) -> Response | WatchStream | ExecUpgrade:
+    def _resource(self, req: Request, r: Route) -> Response | WatchStream | LogStream | ExecUpgrade:
         m = req.method
         if r.subresource == "exec":
             if m not in ("GET", "POST"):

@@ -62,12 +62,12 @@ class Scheduler(Controller):
         return [("pods", self._pod_keys), ("nodes", pending_pods)]
 
     def _pod_keys(self, ev: WatchEvent) -> list[Key]:
-        if ev.type == "DELETED" or ev.object["spec"].get("nodeName") is not None and ev.type != "ADDED":
+        if ev.type == "DELETED" or (ev.old is not None and pod_active(ev.old) and not pod_active(ev.object)):
             return list(self.all_keys())          # room may have been freed: look at every pending pod
-        return own_key(ev)
+        return own_key(ev)                        # a bind or a status write frees nothing
 
     def all_keys(self) -> Iterable[Key]:
-        pods, _ = self.store.list("pods")
+        pods, _ = self.store.list("pods", fields="spec.nodeName=")
         pending = [p for p in pods if not p["spec"].get("nodeName") and pod_active(p)]
         pending.sort(key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"]))
         return [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pending]

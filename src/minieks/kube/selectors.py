@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ApiError, bad_request
+from .errors import bad_request
 
 _KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
                      r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -290,13 +290,3 @@ def parse_fields(text: str | None, resource: str = "") -> FieldSelector:
             raise bad_request(f'field label not supported: {name}')
         reqs.append(FieldRequirement(name, "!=" if op == "!=" else "=", value))
     return FieldSelector(tuple(reqs))
-
-
-def safe_parse(labels: str | None, fields: str | None, resource: str) -> tuple[LabelSelector, FieldSelector]:
-    """Both selectors of a list/watch request; a 400 ApiError on either bad one."""
-    try:
-        return parse_labels(labels), parse_fields(fields, resource)
-    except ApiError:
-        raise
-    except Exception as exc:  # defensive: never a 500 for a user's selector
-        raise bad_request(f"invalid selector: {exc}") from exc

@@ -86,15 +86,6 @@ class Watch:
         except queue.Empty:
             return None
 
-    def pending(self) -> int:
-        return self._queue.qsize()
-
-    def __iter__(self):
-        while not self.closed:
-            ev = self.get(timeout=0.5)
-            if ev is not None:
-                yield ev
-
     def close(self) -> None:
         if self.closed:
             return

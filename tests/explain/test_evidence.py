@@ -73,3 +73,20 @@ def test_times():
     assert parse_time("2026-11-27T04:22:42.884585984Z") - parse_time("2026-11-27T04:22:42Z") > 0.88
     assert clock(parse_time("2026-11-27T04:22:42Z")) == "04:22:42"
     assert [duration(s) for s in (5, 65, 700, 7300)] == ["5s", "1m5s", "11m", "2h1m"]
+
+
+def test_the_situation_reads_aws_nodes_env_as_ipamd_does():
+    """IP_COOLDOWN_PERIOD=0 is no cooldown, not the 30 s default; ENABLE_PREFIX_DELEGATION=1 is on (Go's
+    ParseBool); MAX_ENI with a space is no cap (Go's Atoi) — the same parsers ipamd's config uses."""
+    from minieks.explain.facts import Facts
+    from minieks.explain.situation import Situation
+
+    def situation(env):
+        return Situation.of(Facts(pod={"metadata": {"name": "p", "namespace": "default"}}, cni_env=env))
+    assert situation({}).cooldown_period == 30.0
+    assert situation({"IP_COOLDOWN_PERIOD": "0"}).cooldown_period == 0.0
+    assert situation({"IP_COOLDOWN_PERIOD": " 5"}).cooldown_period == 30.0
+    assert situation({"ENABLE_PREFIX_DELEGATION": "1"}).pd is True
+    assert situation({"ENABLE_PREFIX_DELEGATION": "false"}).pd is False
+    assert situation({"MAX_ENI": " 2"}).max_eni_env is None
+    assert situation({"MAX_ENI": "2"}).max_eni_env == 2

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from minieks.explain.diagnosis import Cause
 from minieks.explain.evidence import ENI_LIMIT_LINE, clock, duration
-from minieks.explain.situation import HOST_NETWORK_PODS, Situation
+from minieks.aws.max_pods import HOST_NETWORK_PODS
+from minieks.explain.situation import Situation
 
 IN_FLIGHT_LINES = ("Trying to allocate", "Created a new ENI", "Reconcile and add a new ENI", "Successfully freed ENI")
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from minieks.explain.diagnosis import Cause
 from minieks.explain.evidence import clock, parse_time
-from minieks.explain.situation import HOST_NETWORK_PODS, Situation
+from minieks.aws.max_pods import HOST_NETWORK_PODS
+from minieks.explain.situation import Situation
 
 TOO_MANY_PODS = "Too many pods"
 MAX_NODE_LINES = 10

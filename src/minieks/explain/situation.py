@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from minieks.explain.evidence import (
     Ec2ErrorSeen, LogRecord, Metrics, PoolView, ec2_errors, parse_log, parse_metrics, parse_time, pool_view)
 from minieks.explain.facts import Facts, TypeLimits
+from minieks.ipamd.config import DEFAULT_IP_COOLDOWN_SECONDS, env_bool, env_cooldown, env_max_eni
 
 RECENT_SECONDS = 600.0           # EC2 errors older than this no longer explain a pod stuck now
 BEFORE_POD_SECONDS = 120.0       # ipamd's InsufficientCidr wait started before the pod may still block it
-DEFAULT_COOLDOWN = 30.0
-HOST_NETWORK_PODS = 2            # aws-node and kube-proxy: counted in max pods, no address
+DEFAULT_COOLDOWN = float(DEFAULT_IP_COOLDOWN_SECONDS)
 
 
 def pod_state(pod: dict) -> str:
@@ -36,13 +36,6 @@ def pod_state(pod: dict) -> str:
 
 def _event_time(event: dict) -> float | None:
     return parse_time(event.get("firstTimestamp") or event.get("eventTime") or event.get("lastTimestamp"))
-
-
-def _env_int(env: dict[str, str], name: str) -> int | None:
-    try:
-        return int(env[name])
-    except (KeyError, ValueError):
-        return None
 
 
 @dataclass
@@ -71,12 +64,11 @@ class Situation:
                 state=pod_state(pod), node_name=(pod.get("spec") or {}).get("nodeName"),
                 created=parse_time(meta.get("creationTimestamp")))
         env = facts.cni_env
-        s.cooldown_period = float(_env_int(env, "IP_COOLDOWN_PERIOD") or DEFAULT_COOLDOWN)
-        pd_env = env.get("ENABLE_PREFIX_DELEGATION")
+        s.cooldown_period = float(env_cooldown(env))          # read as ipamd reads aws-node's env
+        pd_env = env_bool(env, "ENABLE_PREFIX_DELEGATION", False) if "ENABLE_PREFIX_DELEGATION" in env else None
         ipamd = facts.ipamd
-        s.pool = pool_view(ipamd.enis if ipamd else None, facts.now, s.cooldown_period,
-                           None if pd_env is None else pd_env.lower() == "true")
-        s.pd = s.pool.pd if s.pool else (pd_env or "").lower() == "true"
+        s.pool = pool_view(ipamd.enis if ipamd else None, facts.now, s.cooldown_period, pd_env)
+        s.pd = s.pool.pd if s.pool else bool(pd_env)
         s.metrics = parse_metrics(ipamd.metrics if ipamd else None)
         s.log = parse_log(ipamd.log_lines if ipamd else [], facts.log_utc_offset)
         start = facts.now - RECENT_SECONDS
@@ -141,8 +133,8 @@ class Situation:
 
     @property
     def max_eni_env(self) -> int | None:
-        value = _env_int(self.facts.cni_env, "MAX_ENI")
-        return value if value and value >= 1 else None
+        value = env_max_eni(self.facts.cni_env)
+        return value if value >= 1 else None
 
     @property
     def max_eni(self) -> int | None:

@@ -88,9 +88,12 @@ def test_the_seed_lab_with_kubectl(make_cluster):
     follower = subprocess.Popen([KUBECTL, "--cache-dir", kubectl.cache, "logs", "-f", "--tail=0", served],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=kubectl.env)
     try:
-        time.sleep(2)                                                 # kubectl has its stream open
-        kubectl("exec", name1, "--", "curl", "-s", "-m", "5", "-A", "followed/1.0", f"http://{ip}/")
-        ready, _, _ = select.select([follower.stdout], [], [], 15)
+        # requests until one arrives on the open stream (kubectl may still be connecting for the first)
+        deadline = time.monotonic() + 20
+        ready: list = []
+        while not ready and time.monotonic() < deadline:
+            kubectl("exec", name1, "--", "curl", "-s", "-m", "5", "-A", "followed/1.0", f"http://{ip}/")
+            ready, _, _ = select.select([follower.stdout], [], [], 1)
         assert ready, "no line on the followed log"
         line = follower.stdout.readline()
         assert line.startswith(f"{source} - - [") and '"followed/1.0" "-"' in line, line

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
@@ -69,7 +71,11 @@ def test_igw_rules_map_each_primary_address_to_its_public_one_and_drop_the_rest(
     assert "-A POSTROUTING -o inet0 -s 192.168.1.4/32 -j SNAT --to-source 198.51.100.3" in text
     assert ":FORWARD DROP" in text and '"IGW: no public IP mapping" -j DROP' in text
     assert text.count("COMMIT") == 2 and "-j TTL --ttl-inc 1" in igw_ttl_rules()
-    assert port_mac("eni-0abc") == port_mac("eni-0abc") and port_mac("eni-0abc").startswith("0e:")
+    # fixed per ENI (labs replay: the first 5 bytes of sha1(eni id)), distinct per ENI, unicast and
+    # locally administered (0x0e: bit 1 set, bit 0 clear)
+    assert port_mac("eni-0abc") == "0e:" + ":".join(f"{b:02x}" for b in hashlib.sha1(b"eni-0abc").digest()[:5])
+    assert port_mac("eni-0abc") != port_mac("eni-0abd")
+    assert int(port_mac("eni-0abc").split(":")[0], 16) & 0x03 == 0x02
 
 
 def test_igw_route_mode_forwards_the_vpc_range_both_ways_without_nat():

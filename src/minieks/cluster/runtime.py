@@ -171,7 +171,7 @@ class ClusterRuntime:
             return {}
 
     def _save_endpoints(self) -> None:
-        data = {"ec2_port": self.lab.server.port, "ec2_url": self.lab.server.url, "api_port": self.api.port,
+        data = {"region": self.spec.region, "ec2_port": self.lab.server.port, "ec2_url": self.lab.server.url, "api_port": self.api.port,
                 "api_url": self.api.url, "kubeconfig": str(self.state / "kubeconfig"),
                 "admin_url": self.admin.url if getattr(self, "admin", None) else None,
                 "board_url": self.board.url if getattr(self, "board", None) else None}

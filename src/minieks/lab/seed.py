@@ -251,8 +251,6 @@ def step_scale(lab: Lab) -> None:
         lab.settle("app=nginx")
         s.kubectl("get deployment nginx-deployment")
         lab.node_table()
-        for node in lab.nodes:
-            s.ssh(node, "ip -br link | grep -cE '^(eth|eni)'; ip -br link | grep -cE '^eth'", quiet=True)
     s.picture("board-step9")
     pending = lab.json("get pod -l app=nginx --field-selector=status.phase=Pending")["items"]
     if pending:

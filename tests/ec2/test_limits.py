@@ -192,3 +192,28 @@ def test_unassign_gives_addresses_back_and_checks_ownership(ec2):
     ec2.unassign_private_ip_addresses(NetworkInterfaceId=eni["NetworkInterfaceId"], PrivateIpAddresses=secondary)
     again = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])["NetworkInterfaces"][0]
     assert len(again["PrivateIpAddresses"]) == 1
+
+
+def test_run_instances_that_cannot_finish_leaves_nothing(ec2):
+    """/28: 11 addresses; three instances with 1 + 4 addresses each need 15. The third fails, and the
+    two launched before it, their ENIs and addresses are taken back (EC2 launches all or none)."""
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/28", AvailabilityZone="ap-northeast-2a")["Subnet"]
+    with pytest.raises(ClientError) as err:
+        ec2.run_instances(ImageId="ami-0123456789abcdef0", InstanceType="t3.medium", MinCount=3, MaxCount=3,
+                          SubnetId=subnet["SubnetId"],
+                          NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet["SubnetId"],
+                                              "SecondaryPrivateIpAddressCount": 4}])
+    assert code_of(err.value) == "InsufficientFreeAddressesInSubnet"
+    assert ec2.describe_instances()["Reservations"] == []
+    assert ec2.describe_network_interfaces()["NetworkInterfaces"] == []
+    assert ec2.describe_subnets(SubnetIds=[subnet["SubnetId"]])["Subnets"][0]["AvailableIpAddressCount"] == 11
+
+
+def test_a_malformed_primary_address_is_invalid_parameter_value(ec2):
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/28", AvailabilityZone="ap-northeast-2a")["Subnet"]
+    with pytest.raises(ClientError) as err:
+        ec2.create_network_interface(SubnetId=subnet["SubnetId"], PrivateIpAddress="10.0.0.x")
+    assert code_of(err.value) == "InvalidParameterValue"
+    assert ec2.describe_subnets(SubnetIds=[subnet["SubnetId"]])["Subnets"][0]["AvailableIpAddressCount"] == 11

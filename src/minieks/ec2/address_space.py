@@ -106,6 +106,7 @@ class AddressSpace:
 
     def claim_addresses(self, addresses: Iterable[int]) -> None:
         """Addresses asked for by name (all or none); explicit reservations allow this."""
+        addresses = list(addresses)              # walked twice below: a generator would pass unchecked
         offsets = [self._offset(a) for a in addresses]
         if len(set(offsets)) != len(offsets):
             raise invalid("The same address was specified more than once")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from minieks.aws import instance_types
 from minieks.ec2 import filters, lookup
 from minieks.ec2.errors import Ec2Error, invalid
-from minieks.ec2.model import INSTANCE_STATES, Instance, now_utc
+from minieks.ec2.model import ACCOUNT_ID, INSTANCE_STATES, Instance, now_utc
 from minieks.ec2.network_interfaces import attach, attached_enis, delete, detach, new_eni
 from minieks.ec2.registry import action, require
 
@@ -48,26 +48,43 @@ def run_instances(svc: Ec2Service, p: dict) -> dict:
                                "network-interface")
     public = nic_spec.get("AssociatePublicIpAddress", subnet.map_public_ip_on_launch)
     reservation_id = svc.ids.new("r")
-    launched = []
-    for index in range(high):
-        eni_params = {"PrivateIpAddress": p.get("PrivateIpAddress") or nic_spec.get("PrivateIpAddress"),
-                      "Groups": p.get("SecurityGroupIds") or nic_spec.get("Groups"),
-                      "Description": nic_spec.get("Description", ""),
-                      "SecondaryPrivateIpAddressCount": nic_spec.get("SecondaryPrivateIpAddressCount")}
-        eni = new_eni(svc, subnet, eni_params, dict(eni_tags))
-        if public:
-            eni.public_ip = svc.allocate_public_ip()
-        instance = Instance(svc.ids.new("i"), itype, subnet.id, subnet.vpc_id, subnet.availability_zone,
-                            image_id, reservation_id, eni.id, now_utc(), svc.region,
-                            key_name=p.get("KeyName"), tags=dict(instance_tags), ami_launch_index=index)
-        svc.state.instances[instance.id] = instance
-        attach(svc, eni, instance.id, 0, 0, delete_on_termination=nic_spec.get("DeleteOnTermination", True))
-        svc.touch("instance", instance.id, instance)
-        svc.emit("instance-launched", instance_id=instance.id, subnet_id=subnet.id, eni_id=eni.id,
-                 instance_type=itype.name)
-        launched.append(instance)
-    return {"Groups": [], "OwnerId": "123456789012", "ReservationId": reservation_id,
+    launched: list[Instance] = []
+    made: list = []                          # ENIs this call created, attached or not yet
+    try:
+        for index in range(high):
+            eni_params = {"PrivateIpAddress": p.get("PrivateIpAddress") or nic_spec.get("PrivateIpAddress"),
+                          "Groups": p.get("SecurityGroupIds") or nic_spec.get("Groups"),
+                          "Description": nic_spec.get("Description", ""),
+                          "SecondaryPrivateIpAddressCount": nic_spec.get("SecondaryPrivateIpAddressCount")}
+            eni = new_eni(svc, subnet, eni_params, dict(eni_tags))
+            made.append(eni)
+            if public:
+                eni.public_ip = svc.allocate_public_ip()
+            instance = Instance(svc.ids.new("i"), itype, subnet.id, subnet.vpc_id, subnet.availability_zone,
+                                image_id, reservation_id, eni.id, now_utc(), svc.region,
+                                key_name=p.get("KeyName"), tags=dict(instance_tags), ami_launch_index=index)
+            svc.state.instances[instance.id] = instance
+            attach(svc, eni, instance.id, 0, 0, delete_on_termination=nic_spec.get("DeleteOnTermination", True))
+            svc.touch("instance", instance.id, instance)
+            svc.emit("instance-launched", instance_id=instance.id, subnet_id=subnet.id, eni_id=eni.id,
+                     instance_type=itype.name)
+            launched.append(instance)
+    except Ec2Error:
+        _undo_launch(svc, made, launched)    # all or nothing, as EC2: nothing of a refused request stays
+        raise
+    return {"Groups": [], "OwnerId": ACCOUNT_ID, "ReservationId": reservation_id,
             "Instances": [i.to_api(attached_enis(svc, i.id)) for i in launched]}
+
+
+def _undo_launch(svc: Ec2Service, enis: list, launched: list[Instance]) -> None:
+    """Take back what a RunInstances that failed part-way had made: its ENIs (with their addresses and
+    public IPs) and instances. The service discards their persistence and events with the error."""
+    for eni in enis:
+        if eni.attachment is not None:
+            detach(svc, eni)
+        delete(svc, eni)
+    for instance in launched:
+        del svc.state.instances[instance.id]
 
 
 INSTANCE_FILTERS = {
@@ -96,7 +113,7 @@ def describe_instances(svc: Ec2Service, p: dict) -> dict:
     reservations: dict[str, dict] = {}
     for instance in page:
         entry = reservations.setdefault(instance.reservation_id, {
-            "Groups": [], "OwnerId": "123456789012", "ReservationId": instance.reservation_id, "Instances": []})
+            "Groups": [], "OwnerId": ACCOUNT_ID, "ReservationId": instance.reservation_id, "Instances": []})
         entry["Instances"].append(instance.to_api(attached_enis(svc, instance.id)))
     out = {"Reservations": list(reservations.values())}
     if token:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from minieks.ec2 import filters, lookup
 from minieks.ec2.address_space import ip_str
 from minieks.ec2.errors import Ec2Error, invalid
-from minieks.ec2.model import Attachment, NetworkInterface, now_utc
-from minieks.ec2.private_addresses import LIMIT_EXCEEDED, add_to_eni, release_all
+from minieks.ec2.model import ACCOUNT_ID, Attachment, NetworkInterface, now_utc
+from minieks.ec2.private_addresses import LIMIT_EXCEEDED, _parse_ips, add_to_eni, release_all
 from minieks.ec2.registry import action, require
 
 if TYPE_CHECKING:
@@ -43,16 +43,16 @@ def new_eni(svc: Ec2Service, subnet: Subnet, p: dict, tags: dict[str, str]) -> N
         raise Ec2Error("InvalidParameterCombination",
                        "You cannot specify both secondary private IPv4 addresses and IPv4 prefixes")
     space = subnet.space
+    groups = _groups(svc, subnet, p.get("Groups"))           # may refuse: before any address is taken
     if explicit_primary:
-        from minieks.ec2.address_space import ip_int
-        primary = ip_int(explicit_primary)
+        [primary] = _parse_ips([explicit_primary])           # a bad address is InvalidParameterValue
         space.claim_addresses([primary])
     else:
         [primary] = space.allocate_addresses(1)
     eni = NetworkInterface(
         id="", subnet_id=subnet.id, vpc_id=subnet.vpc_id, availability_zone=subnet.availability_zone,
         mac="", primary_ip=primary, region=svc.region, description=p.get("Description", ""),
-        groups=_groups(svc, subnet, p.get("Groups")), tags=tags,
+        groups=groups, tags=tags,
         interface_type=p.get("InterfaceType") or "interface",
     )
     try:
@@ -210,7 +210,7 @@ ENI_FILTERS = {
     "description": lambda e: e.description,
     "mac-address": lambda e: e.mac,
     "interface-type": lambda e: e.interface_type,
-    "owner-id": lambda e: "123456789012",
+    "owner-id": lambda e: ACCOUNT_ID,
     "group-id": lambda e: [g for g, _ in e.groups],
     "private-ip-address": _addresses,
     "addresses.private-ip-address": _addresses,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from minieks.ec2 import filters, lookup
 from minieks.ec2.address_space import EXPLICIT_RESERVATION, PREFIX_RESERVATION
 from minieks.ec2.errors import Ec2Error, invalid
-from minieks.ec2.model import Subnet, SubnetCidrReservation, Vpc
+from minieks.ec2.model import ACCOUNT_ID, Subnet, SubnetCidrReservation, Vpc
 from minieks.ec2.registry import action, require
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ RESERVATION_FILTERS = {
     "reservationType": lambda r: r.kind,
     "subnet-id": lambda r: r.subnet_id,
     "subnet-cidr-reservation-id": lambda r: r.id,
-    "owner-id": lambda r: "123456789012",
+    "owner-id": lambda r: ACCOUNT_ID,
 }
 
 

@@ -23,13 +23,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import boto3
 import pytest
 import yaml
 
 from minieks.cluster.spec import NodeGroupSpec
 from minieks.fabric.lab import cleanup
 from minieks.lab.seed import NETSHOOT, NGINX
+from tests.chaos.invariants import (addresses_agree, ec2_enis, instance_id, ipamd_enis, ipamd_view, leftovers,
+                                    node_namespaces, pod_network_pods, running)
+from tests.chaos.invariants import ec2_client as cluster_ec2_client
 from tests.cluster.conftest import Kubectl, needs_kernel, needs_kubectl, wait_for
 
 pytestmark = [pytest.mark.kernel, needs_kernel, needs_kubectl]
@@ -37,90 +39,6 @@ pytestmark = [pytest.mark.kernel, needs_kernel, needs_kubectl]
 IPS_PER_ENI = 5                 # t3.medium: 6 addresses per ENI, the primary one is the ENI's own
 ENIS_PER_NODE = 3               # t3.medium's ENI limit
 WARM_ENI_TARGET = 1
-
-
-# ------------------------------------------------------------------------------------ helpers
-def ec2_client(url: str):
-    return boto3.client("ec2", endpoint_url=url, region_name="ap-northeast-2", aws_access_key_id="test",
-                        aws_secret_access_key="test")
-
-
-def instance_id(node: dict) -> str:
-    return node["spec"]["providerID"].rsplit("/", 1)[1]
-
-
-def ec2_enis(ec2, iid: str) -> dict[str, set[str]]:
-    """ENI id → its secondary addresses, for the ENIs attached to the instance."""
-    enis = ec2.describe_network_interfaces(
-        Filters=[{"Name": "attachment.instance-id", "Values": [iid]}])["NetworkInterfaces"]
-    return {e["NetworkInterfaceId"]: {a["PrivateIpAddress"] for a in e["PrivateIpAddresses"] if not a["Primary"]}
-            for e in enis}
-
-
-def ipamd_enis(namespace: str) -> dict:
-    """Network card 0 of the node's ipamd introspection (/v1/enis)."""
-    out = subprocess.run(["ip", "netns", "exec", namespace, "curl", "-s", "-m", "5", "localhost:61679/v1/enis"],
-                         capture_output=True, text=True, timeout=20)
-    assert out.returncode == 0, f"introspection of {namespace}: {out.stderr}"
-    return json.loads(out.stdout)["0"]
-
-
-def ipamd_view(doc: dict) -> tuple[dict[str, set[str]], dict[str, tuple[str, str]], dict[str, set[str]]]:
-    """(ENI id → its addresses, assigned address → (pod namespace, pod name), ENI id → assigned addresses)."""
-    addresses: dict[str, set[str]] = {}
-    assigned: dict[str, tuple[str, str]] = {}
-    per_eni: dict[str, set[str]] = {}
-    for eni_id, eni in doc["ENIs"].items():
-        addresses[eni_id] = {c.split("/")[0] for c, cidr in eni["AvailableIPv4Cidrs"].items() if not cidr["IsPrefix"]}
-        per_eni[eni_id] = set()
-        for cidr in eni["AvailableIPv4Cidrs"].values():
-            for ip, entry in cidr["IPAddresses"].items():
-                if entry["IPAMKey"]["networkName"]:
-                    meta = entry["IPAMMetadata"]
-                    assigned[ip] = (meta.get("k8sPodNamespace", ""), meta.get("k8sPodName", ""))
-                    per_eni[eni_id].add(ip)
-    return addresses, assigned, per_eni
-
-
-def node_namespaces(state: Path) -> dict[str, str]:
-    """Instance id → the node's network namespace, from the lab's registry."""
-    nodes = json.loads((state / "lab.json").read_text())["nodes"]
-    return {iid: n["namespace"] for iid, n in nodes.items()}
-
-
-def pod_network_pods(kubectl: Kubectl) -> list[dict]:
-    """Every pod on the pod network (not hostNetwork) that is not being deleted."""
-    return [p for p in kubectl.json("get", "pod", "-A")["items"]
-            if not p["spec"].get("hostNetwork") and not p["metadata"].get("deletionTimestamp")]
-
-
-def running(kubectl: Kubectl, selector: str, n: int, namespace: str = "default"):
-    pods = kubectl.json("get", "pod", "-n", namespace, "-l", selector)["items"]
-    ok = [p for p in pods if p.get("status", {}).get("phase") == "Running"]
-    return ok if len(ok) == n and len(pods) == n else None
-
-
-def addresses_agree(kubectl: Kubectl, ec2, state: Path) -> list[str]:
-    """Per node: EC2's attached ENIs and secondary addresses are ipamd's, ipamd's assigned addresses are
-    exactly the node's pods' addresses. The disagreements, as sentences (empty: all agree)."""
-    problems = []
-    namespaces = node_namespaces(state)
-    pods = pod_network_pods(kubectl)
-    for node in kubectl.json("get", "nodes")["items"]:
-        name, iid = node["metadata"]["name"], instance_id(node)
-        in_ec2 = ec2_enis(ec2, iid)
-        doc = ipamd_enis(namespaces[iid])
-        in_ipamd, assigned, _ = ipamd_view(doc)
-        if in_ec2 != in_ipamd:
-            problems.append(f"{name}: EC2 has {in_ec2}, ipamd has {in_ipamd}")
-        total = sum(len(a) for a in in_ec2.values())
-        if doc["TotalIPs"] != total:
-            problems.append(f"{name}: ipamd TotalIPs {doc['TotalIPs']}, EC2 {total} secondary addresses")
-        mine = {p["status"].get("podIP"): (p["metadata"]["namespace"], p["metadata"]["name"])
-                for p in pods if p["spec"].get("nodeName") == name}
-        if assigned != mine or doc["AssignedIPs"] != len(mine):
-            problems.append(f"{name}: ipamd assigned {doc['AssignedIPs']} {assigned}, pods {mine}")
-    return problems
 
 
 # ------------------------------------------------------------ 1. the Python kubernetes client
@@ -133,7 +51,7 @@ def test_the_seed_lab_with_the_python_kubernetes_client(make_cluster):
     config.load_kube_config(config_file=str(runtime.kubeconfig), client_configuration=cfg)
     api = client.ApiClient(cfg)
     v1, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    ec2 = ec2_client(json.loads((runtime.state / "endpoints.json").read_text())["ec2_url"])
+    ec2 = cluster_ec2_client(runtime.state)
     system = v1.list_namespaced_pod("kube-system").items
     names = sorted(p.metadata.name.rsplit("-", 1)[0] for p in system if p.spec.host_network)
     assert names == ["aws-node"] * 3 + ["kube-proxy"] * 3
@@ -183,7 +101,7 @@ def test_the_seed_lab_with_the_python_kubernetes_client(make_cluster):
 # ------------------------------------------------- 2. scaling back frees addresses to the warm pool
 def test_scaling_back_returns_ipamd_to_its_warm_targets(make_cluster):
     runtime, kubectl = make_cluster()
-    ec2 = ec2_client(json.loads((runtime.state / "endpoints.json").read_text())["ec2_url"])
+    ec2 = cluster_ec2_client(runtime.state)
     namespaces = node_namespaces(runtime.state)
     kubectl("apply", "-f", "-", input=NGINX)
     kubectl("scale", "deployment", "nginx-deployment", "--replicas=50")
@@ -337,7 +255,7 @@ def test_a_supervisor_killed_mid_scale_resumes_without_losing_or_leaking_address
         up = minieks("up", "-f", str(spec))
         assert up.returncode == 0, up.stderr
         kubectl = Kubectl(json.loads((state / "endpoints.json").read_text())["kubeconfig"], str(tmp_path / "cache"))
-        ec2 = ec2_client(json.loads((state / "endpoints.json").read_text())["ec2_url"])
+        ec2 = cluster_ec2_client(state)
         kubectl("apply", "-f", "-", input=NGINX)
         wait_for(lambda: running(kubectl, "app=nginx", 2), timeout=60, what="2 nginx pods")
         pid = supervisor_pid()
@@ -398,14 +316,4 @@ def test_a_supervisor_killed_mid_scale_resumes_without_losing_or_leaking_address
         down = minieks("down", "--cluster", name)
         cleanup(name)
     assert down.returncode == 0 and f"cluster {name} deleted" in down.stdout, down.stderr
-    assert f"mek-{name}" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    left = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-                if name.encode() in cmdline:
-                    left.append(proc.name + ": " + cmdline.replace(b"\0", b" ").decode())
-            except OSError:
-                pass
-    assert not left, f"processes of {name} left behind: {left}"
+    assert leftovers(name, state) == []

@@ -1,9 +1,11 @@
+import contextlib
 import json
 import os
 import secrets
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -48,22 +50,39 @@ def wait_for(predicate, timeout: float = 60, what: str = "condition", interval: 
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def make_cluster(tmp_path_factory, monkeypatch):
-    """Start clusters in this process with a private state root; always removed at the end."""
-    root_dir = tmp_path_factory.mktemp("state")
-    monkeypatch.setenv("MINIEKS_STATE_ROOT", str(root_dir))
+@contextlib.contextmanager
+def cluster_factory(root_dir: Path):
+    """`make(**ClusterSpec fields) -> (runtime, kubectl)`: clusters started in this process under the state
+    root `root_dir` (MINIEKS_STATE_ROOT while the block runs); every one is stopped and removed at the end."""
+    previous = os.environ.get("MINIEKS_STATE_ROOT")
+    os.environ["MINIEKS_STATE_ROOT"] = str(root_dir)
     started: list[ClusterRuntime] = []
 
     def make(**spec_fields) -> tuple[ClusterRuntime, Kubectl]:
         name = spec_fields.pop("name", "t" + secrets.token_hex(3))
-        runtime = ClusterRuntime(ClusterSpec(name=name, **spec_fields)).start()
+        runtime = ClusterRuntime(ClusterSpec(name=name, **spec_fields))
         started.append(runtime)
+        runtime.start()
         return runtime, Kubectl(str(runtime.kubeconfig), str(root_dir / f"cache-{name}"))
 
-    yield make
-    for runtime in started:
-        try:
-            runtime.stop()
-        finally:
-            cleanup(runtime.spec.name)
+    try:
+        yield make
+    finally:
+        for runtime in started:
+            try:
+                runtime.stop()
+            except Exception:               # a half-started cluster: cleanup below removes what it made
+                pass
+            finally:
+                cleanup(runtime.spec.name)
+        if previous is None:
+            os.environ.pop("MINIEKS_STATE_ROOT", None)
+        else:
+            os.environ["MINIEKS_STATE_ROOT"] = previous
+
+
+@pytest.fixture
+def make_cluster(tmp_path_factory):
+    """Start clusters in this process with a private state root; always removed at the end."""
+    with cluster_factory(tmp_path_factory.mktemp("state")) as make:
+        yield make

@@ -12,12 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import secrets
-import signal
 import ssl
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,12 +22,10 @@ import pytest
 import yaml
 
 from minieks.cluster.spec import NodeGroupSpec
-from minieks.fabric.lab import cleanup
 from minieks.lab.seed import NETSHOOT, NGINX
-from tests.chaos.invariants import (addresses_agree, ec2_enis, instance_id, ipamd_enis, ipamd_view, leftovers,
-                                    node_namespaces, pod_network_pods, running)
+from tests.chaos.invariants import (addresses_agree, ec2_enis, instance_id, ipamd_enis, ipamd_view, node_namespaces, running)
 from tests.chaos.invariants import ec2_client as cluster_ec2_client
-from tests.cluster.conftest import Kubectl, needs_kernel, needs_kubectl, wait_for
+from tests.cluster.conftest import needs_kernel, needs_kubectl, wait_for
 
 pytestmark = [pytest.mark.kernel, needs_kernel, needs_kubectl]
 
@@ -229,91 +222,3 @@ def test_bad_manifests_unknown_resources_and_missing_tokens(make_cluster):
     assert wrong.returncode == 1
     assert "error: You must be logged in to the server (Unauthorized)" in wrong.stderr
     assert kubectl("get", "all", "-A", "-o", "name").stdout == before
-
-
-# --------------------------------------------------- 4. kill -9 of the supervisor mid-scale
-def test_a_supervisor_killed_mid_scale_resumes_without_losing_or_leaking_addresses(tmp_path, monkeypatch):
-    name = "k" + secrets.token_hex(4)
-    root = tmp_path / "state"
-    monkeypatch.setenv("MINIEKS_STATE_ROOT", str(root))
-    env = dict(os.environ, MINIEKS_STATE_ROOT=str(root))
-    state = root / f"mek-{name}"
-    spec = tmp_path / "cluster.yaml"
-    spec.write_text(f"name: {name}\nnodeGroups:\n- {{name: ng1, instanceType: t3.medium, desiredCapacity: 2}}\n")
-
-    def minieks(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "minieks.cli", *args], capture_output=True, text=True, env=env,
-                              timeout=300)
-
-    def supervisor_pid() -> int:
-        pid = int((state / "supervisor.pid").read_text().split()[0])
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        assert b"up" in cmdline and b"--foreground" in cmdline and name.encode() in cmdline, cmdline
-        return pid
-
-    try:
-        up = minieks("up", "-f", str(spec))
-        assert up.returncode == 0, up.stderr
-        kubectl = Kubectl(json.loads((state / "endpoints.json").read_text())["kubeconfig"], str(tmp_path / "cache"))
-        ec2 = cluster_ec2_client(state)
-        kubectl("apply", "-f", "-", input=NGINX)
-        wait_for(lambda: running(kubectl, "app=nginx", 2), timeout=60, what="2 nginx pods")
-        pid = supervisor_pid()
-        ipamd_pids = [json.loads(p.read_text())["pid"] for p in (state / "pids").glob("ipamd-*.pid")]
-        assert len(ipamd_pids) == 2
-        # 2 × 15 pod addresses − 2 CoreDNS: 24 fit; kill while the kubelets are still adding sandboxes
-        kubectl("scale", "deployment", "nginx-deployment", "--replicas=24")
-
-        def mid_scale():
-            pods = kubectl.json("get", "pod", "-l", "app=nginx")["items"]
-            up_ = [p for p in pods if p["status"].get("podIP")]
-            return pods if len(pods) == 24 and 4 <= len(up_) < 24 else None
-        snapshot = wait_for(mid_scale, timeout=30, interval=0.1, what="the scale-up under way")
-        os.kill(pid, signal.SIGKILL)
-        before = {p["metadata"]["name"]: p["status"].get("podIP") for p in snapshot}
-        print("with an address at the kill:", sum(1 for ip in before.values() if ip))
-        wait_for(lambda: not Path(f"/proc/{pid}/cmdline").exists() or not Path(f"/proc/{pid}/cmdline").read_bytes(),
-                 timeout=10, what="the supervisor gone")
-        # its ipamds die with it (PR_SET_PDEATHSIG), pods' namespaces stay
-        wait_for(lambda: not any(Path(f"/proc/{p}/cmdline").exists() and b"ipamd" in
-                                 Path(f"/proc/{p}/cmdline").read_bytes() for p in ipamd_pids),
-                 timeout=15, what="the ipamds gone with their supervisor")
-        assert minieks("status", "--cluster", name).stdout.startswith(f"cluster {name}: stopped")
-        assert f"mek-{name}-n1" in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-
-        again = minieks("up", "--cluster", name)
-        assert again.returncode == 0, again.stderr
-        assert again.stdout.startswith(f"cluster {name}: running")
-        assert supervisor_pid() != pid
-        pods = wait_for(lambda: running(kubectl, "app=nginx", 24), timeout=120, what="24 nginx pods after resume")
-        after = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
-        assert set(after) == set(before)                                         # the same pods
-        assert {n: ip for n, ip in after.items() if before[n]} == {n: ip for n, ip in before.items() if ip}
-        every = [p["status"]["podIP"] for p in pod_network_pods(kubectl)]
-        assert len(every) == 26 and len(set(every)) == 26                        # no address held twice
-        # no leak: EC2 and every ipamd agree, and each assigned address is a live pod's
-        last: list[str] = []
-
-        def agree():
-            nonlocal last
-            last = addresses_agree(kubectl, ec2, state)
-            return not last
-        try:
-            wait_for(agree, timeout=30, interval=2, what="EC2, ipamd and the pods agreeing")
-        except AssertionError:
-            raise AssertionError(f"after the resume: {last}") from None
-        # and the pods answer on the pod network: one that got its address before the kill, one after
-        namespaces = node_namespaces(state)
-        nodes = {n["metadata"]["name"]: instance_id(n) for n in kubectl.json("get", "nodes")["items"]}
-        old = next(p for p in pods if before[p["metadata"]["name"]])
-        new = next((p for p in pods if not before[p["metadata"]["name"]]), old)
-        for pod in (old, new):
-            page = subprocess.run(["ip", "netns", "exec", namespaces[nodes[pod["spec"]["nodeName"]]], "curl", "-s",
-                                   "-m", "5", f"http://{pod['status']['podIP']}/"], capture_output=True, text=True,
-                                  timeout=20).stdout
-            assert "Welcome to nginx!" in page, pod["metadata"]["name"]
-    finally:
-        down = minieks("down", "--cluster", name)
-        cleanup(name)
-    assert down.returncode == 0 and f"cluster {name} deleted" in down.stdout, down.stderr
-    assert leftovers(name, state) == []
